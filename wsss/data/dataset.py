@@ -1,0 +1,226 @@
+"""One dataset abstraction for image-level-label WSSS: any folder in VOC layout.
+
+Layout (paths configurable)::
+
+    ROOT/JPEGImages/<id>.jpg
+    ROOT/SegmentationClass/<id>.png        (optional: masks for evaluation or supervised training)
+    ROOT/Annotations/<id>.xml              (optional: VOC object tags)
+    ROOT/ImageSets/Segmentation/<split>.txt
+    ROOT/class_names.txt                   (optional: any class list, background first)
+    ROOT/cls_labels.json                   (optional: {id: [1-based class indices]})
+
+Image-level labels come from ``cls_labels.json``, the XML tags, or the classes present in the label
+PNG (``labels_from``). Ids are kept as strings (``2007_000032`` is not a number).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from wsss.data.classes import resolve_class_names
+from wsss.data.image_io import read_image
+from wsss.data.label_io import IGNORE_INDEX, VOC_PALETTE, read_label_png
+from wsss.data.transforms import AlbuPipeline
+from wsss.registry import DATASETS, FUNCTIONS
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+LABEL_SOURCES = ("auto", "json", "xml", "mask")
+
+
+def read_split(path: str | os.PathLike) -> list[str]:
+    """Ids listed in a split file, one per line (extra columns, as in IRN's label lists, are dropped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: split list not found; create it with one image id per line")
+    ids = [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not ids:
+        raise ValueError(f"{path}: split list is empty; list one image id per line")
+    return ids
+
+
+def xml_class_indices(path: Path, class_names: Sequence[str]) -> list[int]:
+    """1-based class indices named by ``<object><name>`` tags of a VOC XML annotation."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: XML annotation not found; use labels_from='mask' or 'json' instead")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as err:
+        raise ValueError(f"{path}: malformed XML annotation ({err})") from err
+    index = {name: i for i, name in enumerate(class_names)}
+    found = set()
+    for obj in root.iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        if name not in index or index[name] == 0:
+            raise ValueError(f"{path}: object class {name!r} is not among the dataset classes; fix class_names.txt")
+        found.add(index[name])
+    return sorted(found)
+
+
+def mask_class_indices(mask: np.ndarray, num_classes: int, path: Path) -> list[int]:
+    """1-based class indices present in a label map; values outside the classes and not 255 are an error."""
+    values = np.unique(mask)
+    bad = [int(v) for v in values if v >= num_classes and v != IGNORE_INDEX]
+    if bad:
+        raise ValueError(
+            f"{path}: label values {bad} lie outside 0..{num_classes - 1} and are not 255; "
+            "check the class list or the label files"
+        )
+    return [int(v) for v in values if 0 < v < num_classes]
+
+
+@DATASETS.register_module()
+class ImageLabelDataset(Dataset):
+    """Images with image-level labels, and masks when the dataset has them.
+
+    Each item is ``{'inputs': uint8 tensor (3, H, W), 'data_samples': dict}`` where the sample dict
+    holds ``img_id``, ``img_path``, ``ori_shape``, ``cls_label`` (multi-hot float, background
+    excluded), ``gt_seg`` (int64 (H, W), when masks are read) and ``maps`` (when a map provider is set).
+    """
+
+    def __init__(
+        self,
+        data_root: str | os.PathLike,
+        split: str = "train",
+        classes: Sequence[str] | str | None = None,
+        img_dir: str = "JPEGImages",
+        label_dir: str | os.PathLike | None = "SegmentationClass",
+        split_dir: str = "ImageSets/Segmentation",
+        ann_dir: str = "Annotations",
+        cls_label_file: str = "cls_labels.json",
+        labels_from: str = "auto",
+        with_mask: bool = True,
+        pipeline: Sequence[dict] | None = None,
+        max_images: int | None = None,
+    ):
+        self.data_root = Path(data_root)
+        if not self.data_root.is_dir():
+            raise FileNotFoundError(f"{self.data_root}: dataset root not found; pass --data-root or fix data_root")
+        if labels_from not in LABEL_SOURCES:
+            raise ValueError(f"labels_from must be one of {LABEL_SOURCES}, got {labels_from!r}")
+        self.class_names = resolve_class_names(classes, self.data_root)
+        self.num_classes = len(self.class_names)
+        self.split = split
+        self.img_dir = self.data_root / img_dir
+        self.label_dir = None if label_dir is None else self.data_root / label_dir
+        self.with_mask = with_mask and self.label_dir is not None
+        self.ann_dir = self.data_root / ann_dir
+        self.pipeline = AlbuPipeline(pipeline) if pipeline else None
+
+        self.img_ids = read_split(self.data_root / split_dir / f"{split}.txt")
+        if max_images is not None:
+            self.img_ids = self.img_ids[:max_images]
+        self.img_paths = [self._find_image(i) for i in self.img_ids]
+        self.cls_labels = self._load_class_labels(labels_from, self.data_root / cls_label_file)
+
+    @property
+    def metainfo(self) -> dict[str, Any]:
+        """Class names and palette, as mmengine passes them to metrics and visualisers."""
+        return {"classes": self.class_names, "palette": VOC_PALETTE[: self.num_classes].tolist()}
+
+    def __len__(self) -> int:
+        return len(self.img_ids)
+
+    def _find_image(self, img_id: str) -> Path:
+        for suffix in IMAGE_SUFFIXES:
+            path = self.img_dir / f"{img_id}{suffix}"
+            if path.is_file():
+                return path
+        raise FileNotFoundError(
+            f"{self.img_dir / img_id}.jpg: image listed in split '{self.split}' not found; "
+            "remove the id from the split list or restore the image"
+        )
+
+    def label_path(self, img_id: str) -> Path:
+        """Path of the label PNG of ``img_id`` (in ``label_dir``)."""
+        if self.label_dir is None:
+            raise ValueError("this dataset has no label_dir")
+        return self.label_dir / f"{img_id}.png"
+
+    def _load_class_labels(self, source: str, json_path: Path) -> list[list[int]]:
+        if source == "auto":
+            if json_path.is_file():
+                source = "json"
+            elif self.ann_dir.is_dir() and all((self.ann_dir / f"{i}.xml").is_file() for i in self.img_ids):
+                source = "xml"
+            else:
+                source = "mask"
+        if source == "json":
+            if not json_path.is_file():
+                raise FileNotFoundError(f"{json_path}: class label file not found; set labels_from='xml' or 'mask'")
+            table = json.loads(json_path.read_text(encoding="utf-8"))
+            missing = [i for i in self.img_ids if i not in table]
+            if missing:
+                raise ValueError(
+                    f"{json_path}: no image-level labels for {len(missing)} listed ids (first: {missing[:3]}); "
+                    "regenerate the file or fix the split list"
+                )
+            labels = [sorted(int(c) for c in table[i]) for i in self.img_ids]
+            bad = sorted({c for row in labels for c in row if not 0 < c < self.num_classes})
+            if bad:
+                raise ValueError(
+                    f"{json_path}: class indices {bad} outside 1..{self.num_classes - 1}; "
+                    f"the file does not match the {self.num_classes}-class list"
+                )
+            return labels
+        if source == "xml":
+            return [xml_class_indices(self.ann_dir / f"{i}.xml", self.class_names) for i in self.img_ids]
+        if self.label_dir is None:
+            raise ValueError("labels_from='mask' needs a label_dir")
+        return [mask_class_indices(read_label_png(self.label_path(i)), self.num_classes, self.label_path(i))
+                for i in self.img_ids]  # fmt: skip
+
+    def multi_hot(self, index: int) -> torch.Tensor:
+        """The image-level label of item ``index`` as a float vector over the foreground classes."""
+        target = torch.zeros(self.num_classes - 1)
+        for c in self.cls_labels[index]:
+            target[c - 1] = 1.0
+        return target
+
+    def read_mask(self, index: int, image_shape: tuple[int, int]) -> np.ndarray:
+        """The label map of item ``index``, checked against its image size and the class range."""
+        path = self.label_path(self.img_ids[index])
+        mask = read_label_png(path)
+        if mask.shape != image_shape:
+            raise ValueError(
+                f"{path}: label is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                f"{image_shape[1]}x{image_shape[0]}; regenerate the label at the image size"
+            )
+        mask_class_indices(mask, self.num_classes, path)
+        return mask
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image = read_image(self.img_paths[index])
+        ori_shape = image.shape[:2]
+        mask = self.read_mask(index, ori_shape) if self.with_mask else None
+        if self.pipeline is not None:
+            out = self.pipeline(image, mask)
+            image, mask = out["image"], out["mask"]
+        sample: dict[str, Any] = {
+            "img_id": self.img_ids[index],
+            "img_path": str(self.img_paths[index]),
+            "ori_shape": tuple(ori_shape),
+            "cls_label": self.multi_hot(index),
+        }
+        if mask is not None:
+            sample["gt_seg"] = torch.from_numpy(np.ascontiguousarray(mask)).long()
+        inputs = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        return {"inputs": inputs, "data_samples": sample}
+
+
+@FUNCTIONS.register_module()
+def wsss_collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack inputs (and equal-size masks) when shapes agree; otherwise keep lists (test-time, batch 1)."""
+    inputs = [item["inputs"] for item in batch]
+    samples = [item["data_samples"] for item in batch]
+    same_size = all(x.shape == inputs[0].shape for x in inputs)
+    return {"inputs": torch.stack(inputs) if same_size else inputs, "data_samples": samples}
+
