@@ -1,0 +1,372 @@
+"""Turn a COCO ``instances_*.json`` into VOC-layout semantic label PNGs for WSSS.
+
+Output under ``out``::
+
+    SegmentationClass/<image stem>.png   palette PNG, 0 background, 1..K categories, 255 ignore
+    ImageSets/Segmentation/<split>.txt   listed image stems (split from the json name)
+    class_names.txt                      background + the json's category names in id order
+    cls_labels.json                      {image stem: sorted 1-based class indices}, merged across splits
+    JPEGImages -> the images folder      symlink, made only when nothing is there yet
+
+Class index of a category: ``sorted(category ids).index(id) + 1`` (COCO ids are 1..90 with gaps).
+
+Painting policy (these choices are why self-made COCO labels differ between codebases):
+
+* Every object is painted in order of decreasing mask area (pixel count; ties by annotation id),
+  so a smaller object overlapping a larger one stays visible on top of it.
+* ``crowd="class"`` (default): crowd regions take part in that same order, painted with their class.
+* ``crowd="ignore"``: crowd regions are painted 255 after all other objects, so wherever a crowd
+  region overlaps anything the pixel is ignored; a coarse crowd mask cannot vouch for any class there.
+* Image-level labels (``cls_labels.json``) hold the classes of all annotations with a non-empty
+  mask, crowd ones included, whatever the crowd policy: the class is present in the image.
+* An image without annotations, or with only empty masks, is left out of the split list and gets
+  no PNG, unless ``keep_empty`` is set (then an all-background PNG and an empty class list).
+* Polygons with fewer than 3 points are skipped (they cover no pixel).
+
+A run is resumable: a PNG already present with the json's image size is kept, not repainted; so
+after changing the crowd policy, delete ``SegmentationClass`` first. List and json files are
+written at the end, atomically, and only when their content changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pycocotools.mask as mask_utils
+from PIL import Image
+from tqdm import tqdm
+
+from wsss.data.classes import CLASS_NAMES_FILE, COCO_CLASSES, read_class_names, write_class_names
+from wsss.data.label_io import IGNORE_INDEX, atomic_path, write_label_png
+
+CrowdPolicy = Literal["class", "ignore"]
+CROWD_POLICIES: tuple[str, ...] = ("class", "ignore")
+CLS_LABELS_FILE = "cls_labels.json"
+REQUIRED_KEYS = ("images", "annotations", "categories")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    """What a worker needs to paint one image: its file stem, its size and its annotations."""
+
+    stem: str
+    height: int
+    width: int
+    annotations: tuple[tuple[int, int, bool, Any], ...]  # (annotation id, class index, iscrowd, segmentation)
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """A worker's answer: the image's classes, whether it has any object pixel, and whether a PNG was written."""
+
+    stem: str
+    classes: tuple[int, ...]
+    empty: bool
+    written: bool
+
+
+@dataclass(frozen=True)
+class ConversionSummary:
+    """Counts of one conversion run, for the tool's report and for tests."""
+
+    split: str
+    listed: int
+    written: int
+    reused: int
+    left_out_empty: int
+    split_file: Path
+
+
+def split_name(ann_path: str | os.PathLike) -> str:
+    """Split name from an annotation file name: ``instances_train2014.json`` -> ``train2014``, else its stem."""
+    stem = Path(ann_path).stem
+    match = re.fullmatch(r"instances_(.+)", stem)
+    return match.group(1) if match else stem
+
+
+def load_instances(ann_path: str | os.PathLike) -> dict:
+    """Read a COCO instances json, refusing files that are missing or lack images/annotations/categories."""
+    ann_path = Path(ann_path)
+    if not ann_path.is_file():
+        raise FileNotFoundError(
+            f"{ann_path}: annotation file not found; pass the path of a COCO instances json "
+            "(e.g. annotations/instances_train2014.json)"
+        )
+    try:
+        with open(ann_path, encoding="utf-8") as file:
+            data = json.load(file)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{ann_path}: not valid JSON ({err}); re-download the annotation file") from err
+    missing = [key for key in REQUIRED_KEYS if not isinstance(data, dict) or key not in data]
+    if missing:
+        raise ValueError(
+            f"{ann_path}: not a COCO instances file (no {', '.join(repr(k) for k in missing)}); "
+            "pass an instances_*.json, not a captions or keypoints file"
+        )
+    return data
+
+
+def category_indices(categories: Sequence[dict], ann_path: str | os.PathLike) -> dict[int, int]:
+    """Map raw category ids to 1-based class indices in id order."""
+    ids = [int(category["id"]) for category in categories]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{ann_path}: category ids repeat; fix the 'categories' list")
+    if len(ids) > IGNORE_INDEX - 1:
+        raise ValueError(f"{ann_path}: {len(ids)} categories do not fit in a uint8 label map (254 at most)")
+    return {category_id: index + 1 for index, category_id in enumerate(sorted(ids))}
+
+
+def class_names(categories: Sequence[dict]) -> tuple[str, ...]:
+    """Background followed by the category names in category-id order; warns if an 80-class json is not COCO's."""
+    names = tuple(
+        category["name"] for category in sorted(categories, key=lambda category: int(category["id"]))
+    )
+    if len(names) == len(COCO_CLASSES) - 1 and names != COCO_CLASSES[1:]:
+        first = next(i for i, (a, b) in enumerate(zip(names, COCO_CLASSES[1:])) if a != b)
+        log.warning(
+            "category %d is named %r where COCO has %r; using the json's names",
+            first + 1,
+            names[first],
+            COCO_CLASSES[first + 1],
+        )
+    return ("background", *names)
+
+
+def annotation_rle(segmentation: Any, height: int, width: int) -> dict | None:
+    """One RLE for a polygon list, an uncompressed RLE or a compressed RLE; ``None`` when it covers nothing."""
+    if isinstance(segmentation, list):
+        polygons = [polygon for polygon in segmentation if len(polygon) >= 6 and len(polygon) % 2 == 0]
+        if not polygons:
+            return None
+        return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+    if isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
+        if list(segmentation["size"]) != [height, width]:
+            raise ValueError(f"RLE size {segmentation['size']} differs from the image size {[height, width]}")
+        if isinstance(segmentation["counts"], list):
+            return mask_utils.frPyObjects(segmentation, height, width)
+        return segmentation
+    raise ValueError(f"unknown segmentation format {type(segmentation).__name__}")
+
+
+def paint_label(
+    height: int, width: int, objects: Sequence[tuple[int, int, bool, dict]], crowd: CrowdPolicy
+) -> np.ndarray:
+    """Paint ``(annotation id, class index, iscrowd, rle)`` objects into a uint8 label map by the module's policy."""
+    if crowd not in CROWD_POLICIES:
+        raise ValueError(f"crowd policy must be one of {CROWD_POLICIES}, got {crowd!r}")
+
+    def order(obj: tuple[int, int, bool, dict]) -> tuple[bool, int, int]:
+        ann_id, _, is_crowd, rle = obj
+        return (crowd == "ignore" and is_crowd, -int(mask_utils.area(rle)), ann_id)
+
+    label = np.zeros((height, width), dtype=np.uint8)
+    for _, index, is_crowd, rle in sorted(objects, key=order):
+        value = IGNORE_INDEX if crowd == "ignore" and is_crowd else index
+        label[mask_utils.decode(rle).astype(bool)] = value
+    return label
+
+
+def has_valid_png(path: Path, height: int, width: int) -> bool:
+    """Whether ``path`` is a readable palette/greyscale PNG of the expected size (so a rerun may keep it)."""
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.mode in ("P", "L") and image.size == (width, height)
+    except OSError:
+        return False
+
+
+def convert_image(task: ImageTask, label_dir: Path, crowd: CrowdPolicy, keep_empty: bool) -> ImageResult:
+    """Paint one image's label PNG unless a valid one is already there; report its classes."""
+    objects = []
+    for ann_id, index, is_crowd, segmentation in task.annotations:
+        try:
+            rle = annotation_rle(segmentation, task.height, task.width)
+        except ValueError as err:
+            raise ValueError(f"annotation {ann_id} of image {task.stem}: {err}") from err
+        if rle is not None and mask_utils.area(rle) > 0:
+            objects.append((ann_id, index, is_crowd, rle))
+    classes = tuple(sorted({index for _, index, _, _ in objects}))
+    empty = not objects
+    path = label_dir / f"{task.stem}.png"
+    if (empty and not keep_empty) or has_valid_png(path, task.height, task.width):
+        return ImageResult(task.stem, classes, empty, written=False)
+    write_label_png(path, paint_label(task.height, task.width, objects, crowd))
+    return ImageResult(task.stem, classes, empty, written=True)
+
+
+def _convert_star(args: tuple[ImageTask, Path, CrowdPolicy, bool]) -> ImageResult:
+    return convert_image(*args)
+
+
+def build_tasks(data: dict, ann_path: str | os.PathLike) -> list[ImageTask]:
+    """Group the json's annotations by image into tasks, mapping category ids to class indices."""
+    indices = category_indices(data["categories"], ann_path)
+    by_image: dict[int, list[tuple[int, int, bool, Any]]] = {}
+    for annotation in data["annotations"]:
+        category_id = int(annotation["category_id"])
+        if category_id not in indices:
+            raise ValueError(
+                f"{ann_path}: annotation {annotation.get('id')} has category id {category_id}, "
+                "which is not in 'categories'; fix or drop that annotation"
+            )
+        by_image.setdefault(int(annotation["image_id"]), []).append(
+            (
+                int(annotation.get("id", 0)),
+                indices[category_id],
+                bool(annotation.get("iscrowd", 0)),
+                annotation["segmentation"],
+            )
+        )
+    tasks, seen = [], set()
+    for image in data["images"]:
+        stem = Path(image["file_name"]).stem
+        if stem in seen:
+            raise ValueError(f"{ann_path}: two images share the file stem {stem!r}; label PNGs would collide")
+        seen.add(stem)
+        annotations = tuple(by_image.get(int(image["id"]), ()))
+        tasks.append(ImageTask(stem, int(image["height"]), int(image["width"]), annotations))
+    return tasks
+
+
+def write_text_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename, skipping the write when nothing changed."""
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_path(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def link_images(out: Path, images: Path) -> None:
+    """Make ``out/JPEGImages`` a symlink to ``images`` when absent; warn when it exists and leads elsewhere."""
+    link = out / "JPEGImages"
+    if not link.exists() and not link.is_symlink():
+        link.symlink_to(images.resolve(), target_is_directory=True)
+        return
+    if not link.exists() or not os.path.samefile(link, images):
+        log.warning(
+            "%s already exists and is not %s; kept as is, so make sure this split's images are reachable there",
+            link,
+            images,
+        )
+
+
+def check_images_dir(images: Path, data: dict, ann_path: str | os.PathLike) -> None:
+    """Refuse a missing images folder or one holding none of the json's images; warn about missing files."""
+    if not images.is_dir():
+        raise FileNotFoundError(
+            f"{images}: images folder not found; pass the folder holding the json's images (e.g. train2014/)"
+        )
+    names = [image["file_name"] for image in data["images"]]
+    present = set(os.listdir(images))
+    missing = [name for name in names if Path(name).name not in present]
+    if names and len(missing) == len(names):
+        raise FileNotFoundError(
+            f"{images}: holds none of the {len(names)} images named in {ann_path} (e.g. {names[0]}); "
+            "pass the images folder of this split"
+        )
+    if missing:
+        log.warning(
+            "%d of %d images named in %s are missing from %s (e.g. %s)",
+            len(missing),
+            len(names),
+            ann_path,
+            images,
+            missing[0],
+        )
+
+
+def read_cls_labels(path: Path) -> dict[str, list[int]]:
+    """An existing ``cls_labels.json`` (for merging splits), or an empty dict."""
+    if not path.is_file():
+        return {}
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(
+            f"{path}: unreadable ({err}); delete it and rerun every split into this folder"
+        ) from err
+    if not isinstance(labels, dict):
+        raise ValueError(
+            f"{path}: expected a JSON object {{image stem: [class indices]}}; delete it and rerun"
+        )
+    return labels
+
+
+def convert_coco(
+    ann_path: str | os.PathLike,
+    images: str | os.PathLike,
+    out: str | os.PathLike,
+    crowd: CrowdPolicy = "class",
+    keep_empty: bool = False,
+    workers: int = 1,
+    progress: bool = True,
+) -> ConversionSummary:
+    """Convert one COCO instances json into VOC-layout labels under ``out`` (see the module docstring)."""
+    if crowd not in CROWD_POLICIES:
+        raise ValueError(f"crowd policy must be one of {CROWD_POLICIES}, got {crowd!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    images, out = Path(images), Path(out)
+    data = load_instances(ann_path)
+    check_images_dir(images, data, ann_path)
+    names = class_names(data["categories"])
+    tasks = build_tasks(data, ann_path)
+
+    names_file = out / CLASS_NAMES_FILE
+    if names_file.is_file() and read_class_names(names_file) != names:
+        raise ValueError(
+            f"{names_file}: lists other classes than {ann_path}; convert this json into a fresh --out folder"
+        )
+    cls_path = out / CLS_LABELS_FILE
+    cls_labels = read_cls_labels(cls_path)
+    label_dir = out / "SegmentationClass"
+    label_dir.mkdir(parents=True, exist_ok=True)
+    link_images(out, images)
+
+    jobs = [(task, label_dir, crowd, keep_empty) for task in tasks]
+    bar = dict(total=len(jobs), desc=f"coco {split_name(ann_path)}", unit="img", disable=not progress)
+    try:
+        if workers == 1:
+            results = [_convert_star(job) for job in tqdm(jobs, **bar)]
+        else:
+            with Pool(workers) as pool:
+                results = list(tqdm(pool.imap_unordered(_convert_star, jobs, chunksize=16), **bar))
+    except ValueError as err:
+        raise ValueError(f"{ann_path}: {err}; fix or drop that annotation") from err
+
+    listed = [result for result in results if keep_empty or not result.empty]
+    for result in results:
+        cls_labels.pop(result.stem, None)  # a stem this run leaves out must not keep an older entry
+    cls_labels.update({result.stem: list(result.classes) for result in listed})
+    split = split_name(ann_path)
+    split_file = out / "ImageSets" / "Segmentation" / f"{split}.txt"
+    write_text_if_changed(split_file, "".join(f"{stem}\n" for stem in sorted(r.stem for r in listed)))
+    if not names_file.is_file():
+        write_class_names(names_file, names)
+    write_text_if_changed(cls_path, json.dumps(cls_labels, sort_keys=True))
+    written = sum(result.written for result in results)
+    return ConversionSummary(
+        split=split,
+        listed=len(listed),
+        written=written,
+        reused=len(listed) - written,
+        left_out_empty=len(results) - len(listed),
+        split_file=split_file,
+    )
