@@ -1,0 +1,1 @@
+"""Localizer stage: multi-scale seeds from trained localizers, and WSOL evaluation."""
