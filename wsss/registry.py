@@ -15,9 +15,11 @@ from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPP
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
-DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope="wsss", locations=["wsss.data"])
-DATA_SAMPLERS = Registry("data sampler", parent=MMENGINE_DATA_SAMPLERS, scope="wsss", locations=["wsss.data"])
-TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, scope="wsss", locations=["wsss.data"])
+DATASETS = Registry(
+    "dataset", parent=MMENGINE_DATASETS, scope="wsss", locations=["wsss.data.dataset", "wsss.data.cub"]
+)
+DATA_SAMPLERS = Registry("data sampler", parent=MMENGINE_DATA_SAMPLERS, scope="wsss", locations=["wsss.data.dataset"])
+TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, scope="wsss", locations=["wsss.data.transforms"])
 MODELS = Registry("model", parent=MMENGINE_MODELS, scope="wsss", locations=["wsss.models"])
 METRICS = Registry("metric", parent=MMENGINE_METRICS, scope="wsss", locations=["wsss.evaluation"])
 HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope="wsss", locations=["wsss.engine"])
@@ -28,4 +30,4 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     scope="wsss",
     locations=["wsss.engine"],
 )
-FUNCTIONS = Registry("function", parent=MMENGINE_FUNCTIONS, scope="wsss", locations=["wsss.data"])
+FUNCTIONS = Registry("function", parent=MMENGINE_FUNCTIONS, scope="wsss", locations=["wsss.data.dataset"])
