@@ -203,13 +203,18 @@ def test_train_and_val_merge_into_one_folder(
     other_images = tmp_path / "val_images"
     other_images.mkdir()
     (other_images / "d.jpg").write_bytes((coco["images"] / "d.jpg").read_bytes())
+    prepare_coco.main(["--ann", str(coco["val"]), "--images", str(other_images), "--out", str(coco["out"])])
+    out = coco["out"]
+    assert (out / "JPEGImages").resolve() == coco["images"].resolve()  # left as it was
+    assert (out / "train2014").resolve() == coco["images"].resolve()
+    assert (out / "val2014").resolve() == other_images.resolve()  # each split reaches its own images
+    (out / "val2014").unlink()
+    (out / "val2014").symlink_to(coco["images"])
     with caplog.at_level(logging.WARNING):
         prepare_coco.main(
             ["--ann", str(coco["val"]), "--images", str(other_images), "--out", str(coco["out"])]
         )
-    assert any("JPEGImages" in record.getMessage() for record in caplog.records)
-    out = coco["out"]
-    assert (out / "JPEGImages").resolve() == coco["images"].resolve()  # left as it was
+    assert any("val2014 already exists" in record.getMessage() for record in caplog.records)
     assert (out / "ImageSets" / "Segmentation" / "train2014.txt").read_text() == "a\n"
     assert (out / "ImageSets" / "Segmentation" / "val2014.txt").read_text() == "d\n"
     assert json.loads((out / "cls_labels.json").read_text()) == {"a": [1, 2, 3], "d": [2]}

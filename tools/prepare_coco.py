@@ -16,7 +16,8 @@ Convert a COCO instances json (2014 or 2017) into the VOC layout the wsss datase
   OUT/ImageSets/Segmentation/<split>.txt  e.g. train2014.txt from instances_train2014.json
   OUT/class_names.txt                     background + the json's category names in id order
   OUT/cls_labels.json                     {image stem: [sorted 1-based class indices]}
-  OUT/JPEGImages                          symlink to --images (made only if nothing is there)
+  OUT/<split>                             symlink to --images (configs read images through it)
+  OUT/JPEGImages                          symlink to the first split's images (made only if absent)
 
 Class index = sorted(category ids).index(id) + 1, so COCO's ids 1..90 with gaps become 1..80.
 Objects are painted largest first, so smaller objects end on top of larger ones they overlap.

@@ -6,7 +6,9 @@ Output under ``out``::
     ImageSets/Segmentation/<split>.txt   listed image stems (split from the json name)
     class_names.txt                      background + the json's category names in id order
     cls_labels.json                      {image stem: sorted 1-based class indices}, merged across splits
-    JPEGImages -> the images folder      symlink, made only when nothing is there yet
+    <split> -> the images folder         symlink per split (e.g. train2014, val2014): configs read
+                                         each split's images through it (``img_dir='<split>'``)
+    JPEGImages -> the images folder      symlink to the first split's images, made only when absent
 
 Class index of a category: ``sorted(category ids).index(id) + 1`` (COCO ids are 1..90 with gaps).
 
@@ -253,18 +255,21 @@ def write_text_if_changed(path: Path, text: str) -> None:
             tmp.unlink()
 
 
-def link_images(out: Path, images: Path) -> None:
-    """Make ``out/JPEGImages`` a symlink to ``images`` when absent; warn when it exists and leads elsewhere."""
-    link = out / "JPEGImages"
-    if not link.exists() and not link.is_symlink():
-        link.symlink_to(images.resolve(), target_is_directory=True)
-        return
-    if not link.exists() or not os.path.samefile(link, images):
-        log.warning(
-            "%s already exists and is not %s; kept as is, so make sure this split's images are reachable there",
-            link,
-            images,
-        )
+def link_images(out: Path, images: Path, split: str) -> None:
+    """Link ``out/<split>`` (and ``out/JPEGImages`` when absent) to ``images``; warn when a link leads elsewhere.
+
+    COCO keeps each split's images in its own folder, so one output folder holding train and val
+    reaches both through the per-split links.
+    """
+    for link in (out / split, out / "JPEGImages"):
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(images.resolve(), target_is_directory=True)
+        elif link.name == split and (not link.exists() or not os.path.samefile(link, images)):
+            log.warning(
+                "%s already exists and is not %s; kept as is, so this split's images may not be found",
+                link,
+                images,
+            )
 
 
 def check_images_dir(images: Path, data: dict, ann_path: str | os.PathLike) -> None:
@@ -338,7 +343,7 @@ def convert_coco(
     cls_labels = read_cls_labels(cls_path)
     label_dir = out / "SegmentationClass"
     label_dir.mkdir(parents=True, exist_ok=True)
-    link_images(out, images)
+    link_images(out, images, split_name(ann_path))
 
     jobs = [(task, label_dir, crowd, keep_empty) for task in tasks]
     bar = dict(total=len(jobs), desc=f"coco {split_name(ann_path)}", unit="img", disable=not progress)
