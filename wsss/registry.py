@@ -1,33 +1,32 @@
-"""Registries for everything a config can swap: datasets, transforms, models, metrics, hooks.
+"""Registries for everything a config can swap: datasets, transforms, models, metrics, hooks, ...
 
 Each is a child of mmengine's root registry under the ``wsss`` scope, so mmengine's Runner finds
-our classes when a config sets ``default_scope = 'wsss'``.
+our classes (and mmengine's own, through the parent) when a config sets ``default_scope = 'wsss'``.
+Every root registry the Runner consults has a child here, so no lookup falls back with a warning.
 """
 
-from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
-from mmengine.registry import DATASETS as MMENGINE_DATASETS
-from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
-from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from mmengine.registry import LOOPS as MMENGINE_LOOPS
-from mmengine.registry import METRICS as MMENGINE_METRICS
-from mmengine.registry import MODELS as MMENGINE_MODELS
-from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
-from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine import registry as mm
 from mmengine.registry import Registry
 
-DATASETS = Registry(
-    "dataset", parent=MMENGINE_DATASETS, scope="wsss", locations=["wsss.data.dataset", "wsss.data.cub"]
-)
-DATA_SAMPLERS = Registry("data sampler", parent=MMENGINE_DATA_SAMPLERS, scope="wsss", locations=["wsss.data.dataset"])
-TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, scope="wsss", locations=["wsss.data.transforms"])
-MODELS = Registry("model", parent=MMENGINE_MODELS, scope="wsss", locations=["wsss.models"])
-METRICS = Registry("metric", parent=MMENGINE_METRICS, scope="wsss", locations=["wsss.evaluation"])
-HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope="wsss", locations=["wsss.engine"])
-LOOPS = Registry("loop", parent=MMENGINE_LOOPS, scope="wsss", locations=["wsss.engine"])
+RUNNERS = Registry("runner", parent=mm.RUNNERS, scope="wsss")
+RUNNER_CONSTRUCTORS = Registry("runner constructor", parent=mm.RUNNER_CONSTRUCTORS, scope="wsss")
+LOOPS = Registry("loop", parent=mm.LOOPS, scope="wsss", locations=["wsss.engine"])
+HOOKS = Registry("hook", parent=mm.HOOKS, scope="wsss", locations=["wsss.engine", "wsss.models"])
+LOG_PROCESSORS = Registry("log processor", parent=mm.LOG_PROCESSORS, scope="wsss")
+DATASETS = Registry("dataset", parent=mm.DATASETS, scope="wsss", locations=["wsss.data.dataset", "wsss.data.cub"])
+DATA_SAMPLERS = Registry("data sampler", parent=mm.DATA_SAMPLERS, scope="wsss", locations=["wsss.data.dataset"])
+TRANSFORMS = Registry("transform", parent=mm.TRANSFORMS, scope="wsss", locations=["wsss.data.transforms"])
+FUNCTIONS = Registry("function", parent=mm.FUNCTIONS, scope="wsss", locations=["wsss.data.dataset"])
+MODELS = Registry("model", parent=mm.MODELS, scope="wsss", locations=["wsss.models"])
+MODEL_WRAPPERS = Registry("model wrapper", parent=mm.MODEL_WRAPPERS, scope="wsss")
+WEIGHT_INITIALIZERS = Registry("weight initializer", parent=mm.WEIGHT_INITIALIZERS, scope="wsss")
+OPTIMIZERS = Registry("optimizer", parent=mm.OPTIMIZERS, scope="wsss")
+OPTIM_WRAPPERS = Registry("optim wrapper", parent=mm.OPTIM_WRAPPERS, scope="wsss")
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
-    "optim wrapper constructor",
-    parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
-    scope="wsss",
-    locations=["wsss.engine"],
+    "optim wrapper constructor", parent=mm.OPTIM_WRAPPER_CONSTRUCTORS, scope="wsss", locations=["wsss.engine"]
 )
-FUNCTIONS = Registry("function", parent=MMENGINE_FUNCTIONS, scope="wsss", locations=["wsss.data.dataset"])
+PARAM_SCHEDULERS = Registry("parameter scheduler", parent=mm.PARAM_SCHEDULERS, scope="wsss")
+METRICS = Registry("metric", parent=mm.METRICS, scope="wsss", locations=["wsss.evaluation"])
+EVALUATOR = Registry("evaluator", parent=mm.EVALUATOR, scope="wsss")
+VISUALIZERS = Registry("visualizer", parent=mm.VISUALIZERS, scope="wsss")
+VISBACKENDS = Registry("vis backend", parent=mm.VISBACKENDS, scope="wsss")

@@ -1,8 +1,9 @@
 """Evaluation: confusion matrices and scores, seed threshold sweeps, and the mmengine metric.
 
-Importing this package registers ``SegIoUMetric`` in ``wsss.registry.METRICS``.
+Importing this package registers ``SegIoUMetric`` and ``MultiLabelMAP`` in ``wsss.registry.METRICS``.
 """
 
+from wsss.evaluation.classification import MultiLabelMAP
 from wsss.evaluation.confusion import (
     ConfusionMatrix,
     SegmentationResult,
@@ -19,6 +20,7 @@ from wsss.evaluation.seeds import DEFAULT_THRESHOLDS, SweepResult, ThresholdSwee
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "ConfusionMatrix",
+    "MultiLabelMAP",
     "SegIoUMetric",
     "SegmentationResult",
     "SweepResult",

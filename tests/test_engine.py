@@ -1,0 +1,301 @@
+"""Training engine: safe checkpoint loading, tools/train.py (resume, load_from, data root, DDP, errors), CAM, mAP."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner import Runner
+from torchmetrics.classification import MultilabelAveragePrecision
+
+import wsss.evaluation.classification  # noqa: F401  (registers MultiLabelMAP)
+import wsss.models.cam  # noqa: F401  (registers CAM)
+from wsss.engine import load_config, load_from_local_safely
+from wsss.evaluation.classification import MultiLabelMAP, average_precision
+from wsss.models.cam import CAM
+from wsss.registry import DATASETS, MODELS
+
+REPO = Path(__file__).resolve().parents[1]
+TOOL = REPO / "tools" / "train.py"
+CAM_SHAPES = REPO / "configs" / "bas" / "cam_shapes.py"
+CAM_VOC = REPO / "configs" / "bas" / "cam_r50_voc.py"
+
+_spec = importlib.util.spec_from_file_location("wsss_train_tool", TOOL)
+train_tool = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_tool)
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Path:
+    """cam_shapes with the test_resnet backbone, no augmentation, no workers, and a fixed 4-epoch schedule."""
+    path = tmp_path / "cam_tiny.py"
+    path.write_text(
+        f"_base_ = [{str(CAM_SHAPES)!r}]\n"
+        'model = dict(backbone=dict(name="test_resnet"))\n'
+        "train_dataloader = dict(batch_size=4, num_workers=0, dataset=dict(pipeline=[]))\n"
+        "val_dataloader = dict(batch_size=2, num_workers=0)\n"
+        'param_scheduler = [dict(type="PolyLR", power=0.9, eta_min=0.0, by_epoch=True, '
+        "convert_to_iter_based=True, end=4)]\n"
+        "default_hooks = dict(logger=dict(interval=1), checkpoint=dict(max_keep_ckpts=-1))\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op thread: on a small shared CPU, thread contention makes tiny models many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def train(config: Path, data_root: Path, work_dir: Path, *extra: str, max_epochs: int = 4) -> None:
+    """Run tools/train.py in this process (seed 3); a unique experiment name keeps mmengine's loggers apart."""
+    name = f"{work_dir.name}_{max_epochs}_{len(extra)}"
+    train_tool.main([str(config), "--data-root", str(data_root), "--work-dir", str(work_dir), "--seed", "3", *extra,
+                     "--cfg-options", f"train_cfg.max_epochs={max_epochs}", f"experiment_name={name}"])  # fmt: skip
+
+
+def model_weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_from_local_safely(str(path), map_location="cpu")["state_dict"]
+
+
+# --- safe checkpoint loading -------------------------------------------------------------------
+
+
+class RunsShellCommand:
+    """Unpickling this object runs a shell command (the classic malicious-pickle payload)."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+class LooksUpAttribute:
+    """Unpickling this object calls ``getattr(owner, name)``, the first step of any attribute-walk exploit."""
+
+    def __init__(self, owner: type, name: str):
+        self.owner, self.name = owner, name
+
+    def __reduce__(self):
+        return getattr, (self.owner, self.name)
+
+
+def test_safe_loader_refuses_code_execution(tmp_path: Path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"w": torch.ones(2)}, "payload": RunsShellCommand(f"touch {marker}")}, path)
+    with pytest.raises(pickle.UnpicklingError, match="evil.pth: refused to load"):
+        load_from_local_safely(str(path))
+    assert not marker.exists()
+
+    # getattr is only resolved for HistoryBuffer's statistic methods, never for anything else.
+    for owner, name in [(HistoryBuffer, "__init__"), (np.ndarray, "tofile")]:
+        sneaky = tmp_path / "sneaky.pth"
+        torch.save({"payload": LooksUpAttribute(owner, name)}, sneaky)
+        with pytest.raises(pickle.UnpicklingError, match=f"sneaky.pth: .*attribute lookup '{name}'"):
+            load_from_local_safely(str(sneaky))
+
+
+def test_safe_loader_is_mmengine_local_scheme(tmp_path: Path):
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    assert CheckpointLoader._get_checkpoint_loader(str(tmp_path / "any.pth")) is load_from_local_safely
+    with pytest.raises(FileNotFoundError, match="missing.pth: checkpoint not found"):
+        load_from_local_safely(str(tmp_path / "missing.pth"))
+
+
+# --- training: resume, load_from, data root ---------------------------------------------------------
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_resume_matches_uninterrupted_run_and_load_from(
+    tiny_voc: Path, tiny_config: Path, tmp_path: Path, capsys
+):
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    train(tiny_config, tiny_voc, straight, max_epochs=4)
+    train(tiny_config, tiny_voc, interrupted, max_epochs=2)  # the same 4-epoch schedule, stopped after 2
+    epoch2 = interrupted / "epoch_2.pth"
+    written = epoch2.stat().st_mtime_ns
+    train(tiny_config, tiny_voc, interrupted, "--resume", max_epochs=4)
+
+    # Resumed, not retrained: epoch 2 was not written again, and training went on from it.
+    assert epoch2.stat().st_mtime_ns == written
+    assert (interrupted / "last_checkpoint").read_text().strip().endswith("epoch_4.pth")
+    reference, resumed = model_weights(straight / "epoch_4.pth"), model_weights(interrupted / "epoch_4.pth")
+    assert reference.keys() == resumed.keys()
+    for key in reference:
+        assert torch.equal(resumed[key], reference[key]), key  # bit-exact on CPU with one thread
+    assert not torch.equal(model_weights(epoch2)["classifier.weight"], reference["classifier.weight"])
+    checkpoint = load_from_local_safely(str(interrupted / "epoch_4.pth"))
+    assert checkpoint["meta"]["epoch"] == 4 and checkpoint["meta"]["iter"] == 8  # 6 images, batch 4
+    assert checkpoint["meta"]["seed"] == 3  # --seed
+    losses = checkpoint["message_hub"]["log_scalars"]["train/loss"]
+    assert isinstance(losses, HistoryBuffer) and len(losses.data[0]) == 8 and losses.mean() > 0
+
+    # --load-from puts the weights into a fresh model (--amp on a CPU-only machine warns and stays fp32).
+    args = train_tool.parse_args([str(tiny_config), "--data-root", str(tiny_voc), "--work-dir", str(tmp_path / "load"),
+                                  "--load-from", str(straight / "epoch_4.pth"), "--amp",
+                                  "--cfg-options", "experiment_name=load_from"])  # fmt: skip
+    cfg = train_tool.build_train_config(args)
+    if torch.cuda.is_available():
+        assert cfg.optim_wrapper.type == "AmpOptimWrapper"
+    else:
+        assert cfg.optim_wrapper.type == "OptimWrapper"
+        assert "warning: --amp needs CUDA" in capsys.readouterr().err
+    runner = Runner.from_cfg(cfg)
+    runner.load_or_resume()
+    assert not cfg.resume
+    loaded = runner.model.state_dict()
+    for key, value in reference.items():
+        assert torch.equal(loaded[key], value), key
+
+
+def test_data_root_class_file_sets_num_classes(tiny_voc: Path, tmp_path: Path):
+    config = tmp_path / "voc_named_classes.py"
+    config.write_text(f'_base_ = [{str(CAM_VOC)!r}]\nval_dataloader = dict(dataset=dict(classes="voc"))\n')
+    cfg = load_config(config, data_root=tiny_voc, cfg_options={"model.backbone.checkpoint": None})
+    assert cfg.model.num_classes == 3  # class_names.txt has 3 classes, the VOC config says 21
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        assert cfg[loader].dataset.data_root == str(tiny_voc)
+    assert cfg.val_dataloader.dataset.classes is None  # was "voc", which would contradict the file
+    assert DATASETS.build(cfg.val_dataloader.dataset).num_classes == 3
+    cfg.model.backbone.name = "test_resnet"
+    model = MODELS.build(cfg.model)
+    assert model.classifier.out_channels == 2
+
+    (tiny_voc / "class_names.txt").unlink()  # without the file the config's classes stay
+    cfg = load_config(config, data_root=tiny_voc)
+    assert cfg.model.num_classes == 21 and cfg.val_dataloader.dataset.classes == "voc"
+
+
+# --- distributed ---------------------------------------------------------------------------------------
+
+
+def test_ddp_two_processes_on_cpu(tiny_voc: Path, tiny_config: Path, tmp_path: Path):
+    work_dir = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(TOOL),
+        str(tiny_config), "--launcher", "pytorch", "--data-root", str(tiny_voc), "--work-dir", str(work_dir),
+        "--cfg-options", "train_cfg.max_epochs=1",
+    ]  # fmt: skip
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # the CPU/gloo path, also on a machine with one GPU
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = load_from_local_safely(str(work_dir / "epoch_1.pth"))
+    # 6 training images over 2 ranks with batch 4 is one iteration per epoch (one process would need 2).
+    assert checkpoint["meta"]["iter"] == 1
+    assert not any(key.startswith("module.") for key in checkpoint["state_dict"])
+
+
+# --- command-line errors -----------------------------------------------------------------------------
+
+
+def test_missing_config_is_one_line_error(tmp_path: Path):
+    missing = tmp_path / "nope.py"
+    result = subprocess.run(
+        [sys.executable, str(TOOL), str(missing)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [f"error: {missing}: config file not found; "
+                                                  "give a path such as configs/bas/cam_shapes.py"]  # fmt: skip
+
+
+def test_missing_data_root_and_broken_dataset_are_one_line_errors(
+    tiny_config: Path, tiny_voc: Path, tmp_path: Path
+):
+    with pytest.raises(SystemExit) as exc:
+        train_tool.main([str(tiny_config), "--data-root", str(tmp_path / "absent")])
+    assert str(exc.value).startswith(f"error: {tmp_path / 'absent'}: data root not found")
+
+    (tiny_voc / "ImageSets" / "Segmentation" / "train.txt").unlink()
+    with pytest.raises(SystemExit) as exc:
+        train(tiny_config, tiny_voc, tmp_path / "broken")
+    message = str(exc.value)
+    assert message.startswith("error: ") and "\n" not in message
+    assert f"{tiny_voc / 'ImageSets' / 'Segmentation' / 'train.txt'}: split list not found" in message
+
+    with pytest.raises(SystemExit) as exc:
+        train_tool.main([str(tiny_config), "--resume", str(tmp_path / "none.pth")])
+    assert "none.pth: checkpoint for --resume not found" in str(exc.value)
+
+
+def test_resume_without_checkpoint_starts_fresh(tiny_config: Path, tmp_path: Path, capsys):
+    args = train_tool.parse_args([str(tiny_config), "--resume", "--work-dir", str(tmp_path / "empty")])
+    cfg = train_tool.build_train_config(args)
+    assert not cfg.resume and cfg.load_from is None
+    assert f"warning: no checkpoint in {tmp_path / 'empty'} to resume from" in capsys.readouterr().err
+
+
+# --- CAM model and the mAP metric -----------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_cam_maps_logits_and_predict():
+    torch.manual_seed(0)
+    model = CAM(backbone=dict(name="test_resnet"), num_classes=4).eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        maps = model.class_maps(images)
+        _, features = model.backbone(images)
+        by_hand = features.mean(dim=(2, 3)) @ model.classifier.weight[:, :, 0, 0].T  # classifier on GAP
+        logits = model(images, mode="tensor")
+        samples = [
+            {"img_id": "a", "cls_label": torch.tensor([1.0, 0, 0])},
+            {"img_id": "b", "cls_label": torch.zeros(3)},
+        ]
+        predicted = model(images, samples, mode="predict")
+        as_list = model(list(images), samples, mode="predict")
+    assert maps.shape == (2, 3, *features.shape[2:]) and (maps >= 0).all()
+    torch.testing.assert_close(logits, by_hand, rtol=1e-4, atol=1e-5)
+    assert predicted[0]["img_id"] == "a" and predicted[0]["cls_score"].shape == (3,)
+    torch.testing.assert_close(
+        torch.stack([p["cls_score"] for p in predicted]), torch.sigmoid(by_hand), rtol=1e-4, atol=1e-5
+    )
+    torch.testing.assert_close(as_list[1]["cls_score"], predicted[1]["cls_score"], rtol=1e-4, atol=1e-5)
+    loss = model(images, samples, mode="loss")["loss_cls"]
+    labels = torch.stack([s["cls_label"] for s in samples])
+    expected = -(
+        labels * torch.nn.functional.logsigmoid(logits)
+        + (1 - labels) * torch.nn.functional.logsigmoid(-logits)
+    )
+    torch.testing.assert_close(loss, expected.mean(), rtol=1e-4, atol=1e-5)
+
+
+def test_multilabel_map_hand_computed():
+    scores = torch.tensor(
+        [[0.9, 0.1, 0.3, 0.5], [0.8, 0.4, 0.2, 0.5], [0.7, 0.35, 0.6, 0.2], [0.6, 0.8, 0.1, 0.2]]
+    )
+    labels = torch.tensor([[1.0, 1, 0, 1], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
+    # class 1: positives at ranks 1 and 3 -> (1 + 2/3) / 2; class 2: ranks 2 and 4 -> (1/2 + 2/4) / 2;
+    # class 3: no positive -> left out; class 4: tied pairs, each threshold holds one positive -> 1/2 * 1/2 * 2.
+    expected = [5 / 6, 0.5, float("nan"), 0.5]
+    torch.testing.assert_close(
+        average_precision(scores, labels), torch.tensor(expected, dtype=torch.float64), equal_nan=True
+    )
+
+    metric = MultiLabelMAP()
+    metric.dataset_meta = {"classes": ("background", "a", "b", "c", "d")}
+    metric.process({}, [{"cls_score": s, "cls_label": y} for s, y in zip(scores, labels)])
+    result = metric.evaluate(size=4)
+    assert result["cls/mAP"] == pytest.approx(100 * (5 / 6 + 0.5 + 0.5) / 3)
+
+
+def test_average_precision_matches_torchmetrics():
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 8, (50, 6), generator=generator).float() / 8  # many ties
+    labels = (torch.rand(50, 6, generator=generator) > 0.6).long()
+    reference = MultilabelAveragePrecision(num_labels=6, average=None)(scores, labels)
+    torch.testing.assert_close(average_precision(scores, labels).float(), reference, rtol=1e-5, atol=1e-6)

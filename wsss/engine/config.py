@@ -1,0 +1,85 @@
+"""Config loading shared by every tool: the file, a data-root override, and ``--cfg-options``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mmengine.config import Config
+
+from wsss.data.classes import CLASS_NAMES_FILE, read_class_names
+
+
+def _replace_key(node: Any, key: str, value_for: Callable[[dict], Any]) -> int:
+    """Set ``node[key] = value_for(node)`` in every dict of a nested dict/list tree that has ``key``."""
+    count = 0
+    if isinstance(node, dict):
+        if key in node:
+            node[key] = value_for(node)
+            count += 1
+        for child in node.values():
+            count += _replace_key(child, key, value_for)
+    elif isinstance(node, (list, tuple)):
+        for child in node:
+            count += _replace_key(child, key, value_for)
+    return count
+
+
+def override_data_root(cfg: Config, data_root: str | os.PathLike) -> None:
+    """Point every ``data_root`` in ``cfg`` at ``data_root``; a root ``class_names.txt`` decides the classes.
+
+    With such a file, datasets get ``classes=None`` (so they read it) and every ``num_classes`` in
+    ``cfg.model`` becomes the file's count, so all heads match the data.
+    """
+    root = Path(data_root)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"{root}: data root not found; pass an existing dataset folder to --data-root"
+        )
+    class_file = root / CLASS_NAMES_FILE
+    class_names = read_class_names(class_file) if class_file.is_file() else None
+
+    def new_root(dataset: dict) -> str:
+        if class_names is not None and "classes" in dataset:
+            dataset["classes"] = None
+        return str(root)
+
+    replaced = 0
+    for key in list(cfg.keys()):
+        if key == "data_root":  # the base-config variable, kept consistent for later readers
+            cfg[key] = str(root)
+        else:
+            replaced += _replace_key(cfg[key], "data_root", new_root)
+    if replaced == 0:
+        raise ValueError(
+            "the config names no data_root to override; drop --data-root or add data_root to its datasets"
+        )
+    if class_names is not None and "model" in cfg:
+        _replace_key(cfg.model, "num_classes", lambda _: len(class_names))
+
+
+def load_config(
+    path: str | os.PathLike,
+    data_root: str | os.PathLike | None = None,
+    cfg_options: dict[str, Any] | None = None,
+) -> Config:
+    """Read a config file, apply ``data_root`` (see :func:`override_data_root`) and then ``cfg_options``.
+
+    ``cfg_options`` are dotted keys as given to ``--cfg-options`` (``model.num_classes=3``); they come
+    last so an explicit option wins over what the data root implies. ``default_scope`` is ``wsss``
+    unless the config says otherwise.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: config file not found; give a path such as configs/bas/cam_shapes.py"
+        )
+    cfg = Config.fromfile(str(path))
+    if data_root is not None:
+        override_data_root(cfg, data_root)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.setdefault("default_scope", "wsss")
+    return cfg

@@ -1,0 +1,36 @@
+"""Launcher setup: distributed runs with torchrun, also on machines without CUDA (gloo on CPU)."""
+
+from __future__ import annotations
+
+import datetime
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+
+LAUNCHERS = ("none", "pytorch")
+
+
+def prepare_launcher(cfg: Config, launcher: str) -> None:
+    """Set ``cfg.launcher``; under ``pytorch`` without CUDA, switch to gloo and a CPU DDP wrapper.
+
+    mmengine's own distributed init pins a CUDA device and its DDP wrapper passes CUDA device ids,
+    both of which fail on a CPU-only machine, so there the process group is started here (gloo,
+    from torchrun's environment) and the wrapper gets ``device_ids=None``.
+    """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher must be one of {LAUNCHERS}, got {launcher!r}")
+    cfg.launcher = launcher
+    if launcher == "none" or torch.cuda.is_available():
+        return
+    cfg.merge_from_dict({"env_cfg.dist_cfg.backend": "gloo"})
+    wrapper = dict(cfg.get("model_wrapper_cfg") or {})
+    wrapper.setdefault("type", "MMDistributedDataParallel")
+    wrapper.setdefault("broadcast_buffers", False)
+    wrapper.setdefault("find_unused_parameters", cfg.get("find_unused_parameters", False))
+    wrapper["device_ids"] = None
+    cfg.model_wrapper_cfg = wrapper
+    if not dist.is_initialized():
+        timeout = cfg.env_cfg.dist_cfg.get("timeout")
+        extra = {"timeout": datetime.timedelta(seconds=timeout)} if timeout is not None else {}
+        dist.init_process_group(backend="gloo", **extra)
