@@ -188,3 +188,17 @@ def test_pipeline_moves_maps_with_the_image():
     assert (out["mask"][8:, :] == 255).all() and (out["mask"][:, 10:] == 255).all()
     assert (out["maps"][0, :8, :5] == 0.75).all() and (out["maps"][0, 8:, :] == 0).all()
     assert (out["image"][:8, :5] == 200).all()
+
+
+def test_pipeline_is_reproducible_from_the_torch_seed():
+    transforms = [dict(type="RandomScale", scale_range=(0.5, 2.0)), dict(type="PadCrop", size=16)]
+    image = np.random.default_rng(0).integers(0, 255, (20, 24, 3), dtype=np.uint8)
+
+    def run(seed):
+        torch.manual_seed(seed)
+        pipeline = AlbuPipeline(transforms)
+        return [pipeline(image)["image"] for _ in range(4)]
+
+    first, again, other = run(1), run(1), run(2)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))

@@ -7,12 +7,14 @@ padded with 255 (ignore); score maps travel as extra masks, so they follow every
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import albumentations as A
 import cv2
 import numpy as np
+import torch
 
 from wsss.data.label_io import IGNORE_INDEX
 from wsss.registry import TRANSFORMS
@@ -75,10 +77,23 @@ class AlbuPipeline:
 
     def __init__(self, transforms: Sequence[dict]):
         self.compose = A.Compose([build_transform(t) for t in transforms])
+        self._seeded_pid: int | None = None
+
+    def _seed_once_per_process(self) -> None:
+        """Seed albumentations' own generators from torch's seed, once in each (worker) process.
+
+        albumentations keeps generators of its own that no global seed reaches; torch's initial seed
+        is the run seed in the main process and base seed + worker id in DataLoader workers, so
+        augmentation is reproducible and differs between workers.
+        """
+        if self._seeded_pid != os.getpid():
+            self.compose.set_random_seed(torch.initial_seed() % 2**32)
+            self._seeded_pid = os.getpid()
 
     def __call__(
         self, image: np.ndarray, mask: np.ndarray | None = None, maps: np.ndarray | None = None
     ) -> dict[str, Any]:
+        self._seed_once_per_process()
         data: dict[str, Any] = {"image": image}
         if mask is not None:
             data["mask"] = mask
