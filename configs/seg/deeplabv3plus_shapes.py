@@ -30,8 +30,12 @@ model = dict(
 train_dataloader = dict(
     batch_size=16,
     drop_last=True,  # a last batch of one image would break BatchNorm in ASPP's pooling branch
-    dataset=dict(label_dir=pseudo_label_dir),
+    dataset=dict(label_dir=pseudo_label_dir, skip_corrupt=True),
 )
+# An unreadable training image is replaced by a random other one (warned once, counted); the hook
+# logs the count after every epoch. Evaluation datasets keep the default and stop on such a file.
+custom_imports = dict(imports=["wsss.data.dataset"], allow_failed_imports=False)
+custom_hooks = [dict(type="SkippedImagesHook")]
 
 val_evaluator = dict(type="SegIoUMetric")
 test_evaluator = val_evaluator

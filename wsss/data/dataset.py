@@ -10,13 +10,26 @@ Layout (paths configurable)::
     ROOT/cls_labels.json                   (optional: {id: [1-based class indices]})
 
 Image-level labels come from ``cls_labels.json``, the XML tags, or the classes present in the label
-PNG (``labels_from``). Ids are kept as strings (``2007_000032`` is not a number).
+PNG (``labels_from``; ``'none'`` reads none, for predicting on unlabelled splits such as VOC test).
+Ids are kept as strings (``2007_000032`` is not a number).
+
+Bad input while training on pseudo labels:
+
+- Label PNGs missing for some listed images stop the dataset's construction with an error naming
+  the label folder, the count and the first ids; ``allow_missing=True`` leaves those images out
+  instead, with a warning saying how many.
+- ``skip_corrupt=True`` (the segmentation training configs set it) replaces an image that cannot be
+  read by a random readable one, warns once naming the file, and counts it in memory shared with
+  the DataLoader workers; :class:`SkippedImagesHook` reports the count after every epoch. The
+  default, ``False``, raises instead: evaluation must never silently drop an image.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import random
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,16 +37,25 @@ from typing import Any
 
 import numpy as np
 import torch
+from mmengine.dist import all_reduce
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
 from torch.utils.data import Dataset
 
 from wsss.data.classes import resolve_class_names
 from wsss.data.image_io import read_image
 from wsss.data.label_io import IGNORE_INDEX, VOC_PALETTE, read_label_png
 from wsss.data.transforms import AlbuPipeline
-from wsss.registry import DATASETS, FUNCTIONS
+from wsss.registry import DATASETS, FUNCTIONS, HOOKS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-LABEL_SOURCES = ("auto", "json", "xml", "mask")
+LABEL_SOURCES = ("auto", "json", "xml", "mask", "none")
+# How many ids an error or warning about many files lists before it stops.
+SHOWN_IDS = 5
+
+
+def _first_ids(ids: Sequence[str]) -> str:
+    return ", ".join(ids[:SHOWN_IDS]) + (", ..." if len(ids) > SHOWN_IDS else "")
 
 
 def read_split(path: str | os.PathLike) -> list[str]:
@@ -60,7 +82,9 @@ def xml_class_indices(path: Path, class_names: Sequence[str]) -> list[int]:
     for obj in root.iter("object"):
         name = (obj.findtext("name") or "").strip()
         if name not in index or index[name] == 0:
-            raise ValueError(f"{path}: object class {name!r} is not among the dataset classes; fix class_names.txt")
+            raise ValueError(
+                f"{path}: object class {name!r} is not among the dataset classes; fix class_names.txt"
+            )
         found.add(index[name])
     return sorted(found)
 
@@ -84,6 +108,11 @@ class ImageLabelDataset(Dataset):
     Each item is ``{'inputs': uint8 tensor (3, H, W), 'data_samples': dict}`` where the sample dict
     holds ``img_id``, ``img_path``, ``ori_shape``, ``cls_label`` (multi-hot float, background
     excluded), ``gt_seg`` (int64 (H, W), when masks are read) and ``maps`` (when a map provider is set).
+
+    ``allow_missing``: with masks, leave out listed images whose label PNG is missing (warning with
+    the count) instead of refusing the split. ``skip_corrupt``: serve a random other image in place
+    of one that cannot be read (warning once per file, counted in :attr:`skipped_count`) instead of
+    raising; meant for training, where one bad JPEG should not end a long run.
     """
 
     def __init__(
@@ -100,10 +129,14 @@ class ImageLabelDataset(Dataset):
         with_mask: bool = True,
         pipeline: Sequence[dict] | None = None,
         max_images: int | None = None,
+        allow_missing: bool = False,
+        skip_corrupt: bool = False,
     ):
         self.data_root = Path(data_root)
         if not self.data_root.is_dir():
-            raise FileNotFoundError(f"{self.data_root}: dataset root not found; pass --data-root or fix data_root")
+            raise FileNotFoundError(
+                f"{self.data_root}: dataset root not found; pass --data-root or fix data_root"
+            )
         if labels_from not in LABEL_SOURCES:
             raise ValueError(f"labels_from must be one of {LABEL_SOURCES}, got {labels_from!r}")
         self.class_names = resolve_class_names(classes, self.data_root)
@@ -119,7 +152,13 @@ class ImageLabelDataset(Dataset):
         if max_images is not None:
             self.img_ids = self.img_ids[:max_images]
         self.img_paths = [self._find_image(i) for i in self.img_ids]
+        if self.with_mask:
+            self._check_label_files(allow_missing)
         self.cls_labels = self._load_class_labels(labels_from, self.data_root / cls_label_file)
+        self.skip_corrupt = skip_corrupt
+        # One flag per image, set when it failed to load; in shared memory so that DataLoader worker
+        # processes (forked or spawned) mark the same flags the main process reads.
+        self.corrupt_flags = torch.zeros(len(self.img_ids), dtype=torch.uint8).share_memory_()
 
     @property
     def metainfo(self) -> dict[str, Any]:
@@ -139,6 +178,64 @@ class ImageLabelDataset(Dataset):
             "remove the id from the split list or restore the image"
         )
 
+    def _check_label_files(self, allow_missing: bool) -> None:
+        """Refuse (or, with ``allow_missing``, leave out) listed images that have no label PNG."""
+        if not self.label_dir.is_dir():
+            raise FileNotFoundError(
+                f"{self.label_dir}: label folder not found; set label_dir to the folder of <id>.png labels "
+                "(a relative path is taken inside data_root), or with_mask=False to read no labels"
+            )
+        missing = [i for i, img_id in enumerate(self.img_ids) if not self.label_path(img_id).is_file()]
+        if not missing:
+            return
+        missing_ids = [self.img_ids[i] for i in missing]
+        counted = f"{len(missing)} of {len(self.img_ids)} images of split '{self.split}'"
+        if not allow_missing or len(missing) == len(self.img_ids):
+            raise FileNotFoundError(
+                f"{self.label_dir}: no label PNG for {counted} (first: {_first_ids(missing_ids)}); "
+                "write <id>.png there for every listed id, point label_dir at the right folder, or set "
+                "allow_missing=True in the dataset config to leave those images out"
+                + (" (here: every image)" if allow_missing else "")
+            )
+        dropped = set(missing)
+        self.img_ids = [img_id for i, img_id in enumerate(self.img_ids) if i not in dropped]
+        self.img_paths = [path for i, path in enumerate(self.img_paths) if i not in dropped]
+        print_log(
+            f"{self.label_dir}: no label PNG for {counted} (first: {_first_ids(missing_ids)}); "
+            f"left out because allow_missing=True, {len(self.img_ids)} images remain",
+            logger="current",
+            level=logging.WARNING,
+        )
+
+    @property
+    def skipped_count(self) -> int:
+        """Images found unreadable so far (each counted once), in this process and its workers."""
+        return int(self.corrupt_flags.sum())
+
+    def _read_image_or_substitute(self, index: int) -> tuple[int, np.ndarray]:
+        """The image of ``index``, or with ``skip_corrupt`` the first readable one of random others."""
+        if not self.skip_corrupt:
+            return index, read_image(self.img_paths[index])
+        while True:
+            if not self.corrupt_flags[index]:
+                try:
+                    return index, read_image(self.img_paths[index])
+                except (ValueError, OSError) as err:
+                    self.corrupt_flags[index] = 1
+                    print_log(
+                        f"skipped in training, a random image takes its place: {err} "
+                        f"({self.skipped_count} of {len(self)} images unreadable so far)",
+                        logger="current",
+                        level=logging.WARNING,
+                    )
+            readable = torch.nonzero(self.corrupt_flags == 0).flatten().tolist()
+            if not readable:
+                raise ValueError(
+                    f"{self.img_dir}: none of the {len(self)} images of split '{self.split}' can be read; "
+                    "check the image folder"
+                )
+            index = random.choice(readable)
+
     def label_path(self, img_id: str) -> Path:
         """Path of the label PNG of ``img_id`` (in ``label_dir``)."""
         if self.label_dir is None:
@@ -155,7 +252,9 @@ class ImageLabelDataset(Dataset):
                 source = "mask"
         if source == "json":
             if not json_path.is_file():
-                raise FileNotFoundError(f"{json_path}: class label file not found; set labels_from='xml' or 'mask'")
+                raise FileNotFoundError(
+                    f"{json_path}: class label file not found; set labels_from='xml' or 'mask'"
+                )
             table = json.loads(json_path.read_text(encoding="utf-8"))
             missing = [i for i in self.img_ids if i not in table]
             if missing:
@@ -171,6 +270,8 @@ class ImageLabelDataset(Dataset):
                     f"the file does not match the {self.num_classes}-class list"
                 )
             return labels
+        if source == "none":
+            return [[] for _ in self.img_ids]
         if source == "xml":
             return [xml_class_indices(self.ann_dir / f"{i}.xml", self.class_names) for i in self.img_ids]
         if self.label_dir is None:
@@ -198,7 +299,7 @@ class ImageLabelDataset(Dataset):
         return mask
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        image = read_image(self.img_paths[index])
+        index, image = self._read_image_or_substitute(index)
         ori_shape = image.shape[:2]
         mask = self.read_mask(index, ori_shape) if self.with_mask else None
         if self.pipeline is not None:
@@ -224,3 +325,36 @@ def wsss_collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     same_size = all(x.shape == inputs[0].shape for x in inputs)
     return {"inputs": torch.stack(inputs) if same_size else inputs, "data_samples": samples}
 
+
+def _image_label_datasets(dataset: Any) -> list[ImageLabelDataset]:
+    """The ImageLabelDatasets inside ``dataset``, looking through wrappers (Concat, Repeat, Subset)."""
+    if isinstance(dataset, ImageLabelDataset):
+        return [dataset]
+    found = []
+    for inner in getattr(dataset, "datasets", None) or [getattr(dataset, "dataset", None)]:
+        if inner is not None:
+            found += _image_label_datasets(inner)
+    return found
+
+
+@HOOKS.register_module()
+class SkippedImagesHook(Hook):
+    """After every training epoch, log how many unreadable images ``skip_corrupt`` has skipped so far.
+
+    The count covers all ranks of a distributed run and is logged only when it is not zero. Hooks
+    are built before datasets, so a config that lists this hook also imports its module:
+    ``custom_imports = dict(imports=["wsss.data.dataset"])`` (as configs/seg/ do).
+    """
+
+    def after_train_epoch(self, runner: Any) -> None:
+        for dataset in _image_label_datasets(runner.train_dataloader.dataset):
+            flags = dataset.corrupt_flags.clone()
+            all_reduce(flags, op="max")  # a no-op outside distributed runs
+            skipped = [dataset.img_paths[i] for i in torch.nonzero(flags).flatten().tolist()]
+            if skipped:
+                runner.logger.warning(
+                    f"epoch {runner.epoch + 1}: {len(skipped)} of {len(dataset)} training images were unreadable and "
+                    f"replaced by random others so far ({', '.join(str(p) for p in skipped[:SHOWN_IDS])}"
+                    f"{', ...' if len(skipped) > SHOWN_IDS else ''}); replace the files or remove their ids "
+                    "from the split list"
+                )
