@@ -4,11 +4,10 @@
 # SGD poly lr 0.005, 10x for the heads) with the COCO data and an 80-way head.
 _base_ = ["./bas_r50_voc.py"]
 
-data_root = "data/coco2014"
+data_root = "data/coco"
 model = dict(num_classes=81)
-
-train_dataloader = dict(
-    dataset=dict(data_root=data_root, split="train2014", label_dir="SegmentationClass", classes="coco")
-)
-val_dataloader = dict(dataset=dict(data_root=data_root, split="val2014", classes="coco"))
+# The dataset of ../_base_/datasets/coco.py (images reached through the per-split links).
+coco_split = dict(data_root=data_root, classes="coco", label_dir="SegmentationClass")
+train_dataloader = dict(dataset=dict(**coco_split, split="train2014", img_dir="train2014"))
+val_dataloader = dict(dataset=dict(**coco_split, split="val2014", img_dir="val2014"))
 test_dataloader = val_dataloader

@@ -4,21 +4,11 @@
 # decay (power 0.9), lr 0.005, weight decay 1e-4, 10x lr for the two new heads (classifier, generator).
 # Loss L = L_mcls + 0.2 L_frg + 1.0 L_bas + 1.2 L_ac.
 _base_ = [
+    "../_base_/models/bas_r50.py",
     "../_base_/datasets/voc.py",
     "../_base_/schedules/poly_10e.py",
     "../_base_/default_runtime.py",
 ]
-
-model = dict(
-    type="BAS",
-    num_classes=21,
-    # ImageNet weights from a local file (timm or torchvision resnet50 state dict); nothing is downloaded.
-    backbone=dict(name="resnet50", output_stride=16, checkpoint="pretrained/resnet50.pth"),
-    frg_weight=0.2,
-    bas_weight=1.0,
-    ac_weight=1.2,
-    data_preprocessor=dict(type="SegDataPreprocessor"),
-)
 
 # interpolation=2 is cv2.INTER_CUBIC, as the authors' bicubic PIL resize.
 train_pipeline = [

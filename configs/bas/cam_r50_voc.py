@@ -1,18 +1,12 @@
 # CAM baseline on PASCAL VOC 2012 train_aug: ResNet-50 (output stride 16), 448 crops, batch 16,
 # 10 epochs, SGD with poly decay, lr 0.005 and 10x for the classifier.
 _base_ = [
+    "../_base_/models/cam_r50.py",
     "../_base_/datasets/voc.py",
     "../_base_/schedules/poly_10e.py",
     "../_base_/default_runtime.py",
 ]
 
-model = dict(
-    type="CAM",
-    num_classes=21,
-    # ImageNet weights from a local file (timm or torchvision resnet50 state dict); nothing is downloaded.
-    backbone=dict(name="resnet50", output_stride=16, checkpoint="pretrained/resnet50.pth"),
-    data_preprocessor=dict(type="SegDataPreprocessor"),
-)
 val_evaluator = dict(type="MultiLabelMAP")
 test_evaluator = val_evaluator
 

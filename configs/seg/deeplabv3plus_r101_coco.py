@@ -9,13 +9,18 @@
 _base_ = ["./deeplabv3plus_r101_voc.py"]
 
 data_root = "data/coco"
+
 num_classes = 81
 max_epochs = 20
 
 model = dict(num_classes=num_classes)
 
-train_dataloader = dict(dataset=dict(data_root=data_root, split="train2014", classes="coco"))
-val_dataloader = dict(dataset=dict(data_root=data_root, split="val2014", classes="coco"))
+# The dataset of ../_base_/datasets/coco.py (images reached through the per-split links); training
+# reads the pseudo labels as in the VOC recipe, validation the ground truth.
+train_dataloader = dict(
+    dataset=dict(data_root=data_root, classes="coco", split="train2014", img_dir="train2014")
+)
+val_dataloader = dict(dataset=dict(data_root=data_root, classes="coco", split="val2014", img_dir="val2014"))
 test_dataloader = val_dataloader
 
 train_cfg = dict(max_epochs=max_epochs, val_interval=5)

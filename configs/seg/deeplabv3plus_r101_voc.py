@@ -16,6 +16,7 @@
 #   --cfg-options model.backbone_checkpoint=PATH
 # On several GPUs, BatchNorm sees batch 16 / n per GPU; add sync_bn="torch" to share its statistics.
 _base_ = [
+    "../_base_/models/deeplabv3plus_r101.py",
     "../_base_/default_runtime.py",
     "../_base_/datasets/voc.py",
     "../_base_/schedules/poly_10e.py",
@@ -27,17 +28,7 @@ num_classes = 21
 crop_size = 512
 max_epochs = 100
 
-model = dict(
-    type="Segmenter",
-    num_classes=num_classes,
-    encoder_name="tu-resnet101",
-    head="deeplabv3plus",
-    output_stride=16,
-    backbone_checkpoint=backbone_checkpoint,
-    loss=dict(type="SegCrossEntropy", ignore_index=255),
-    # tools/test.py --tta, or: --cfg-options "model.test_cfg.scales=[0.5,0.75,1.0,1.25,1.5,1.75]" model.test_cfg.flip=True
-    test_cfg=dict(scales=(1.0,), flip=False),
-)
+model = dict(num_classes=num_classes, backbone_checkpoint=backbone_checkpoint)
 
 train_pipeline = [
     dict(type="RandomScale", scale_range=(0.5, 2.0)),

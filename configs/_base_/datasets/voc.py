@@ -29,7 +29,7 @@ val_dataloader = dict(
     batch_size=1,
     num_workers=2,
     persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=False),
+    sampler=dict(type="DefaultSampler", shuffle=False, round_up=False),  # no repeated samples in DDP metrics
     collate_fn=dict(type="wsss.wsss_collate"),
     dataset=dict(type=dataset_type, data_root=data_root, split="val"),
 )
