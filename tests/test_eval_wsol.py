@@ -1,0 +1,154 @@
+"""tools/eval_wsol.py end to end on a tiny CUB tree, and boxes measured in the original image frame."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.registry import DefaultScope
+from PIL import Image
+
+from wsss.engine import load_config
+from wsss.models.bas_wsol import BASWSOL
+from wsss.registry import MODELS
+
+REPO = Path(__file__).resolve().parents[1]
+TOOL = REPO / "tools" / "eval_wsol.py"
+CONFIG = REPO / "configs" / "bas" / "bas_wsol_r50_cub.py"
+TINY = {
+    "model.backbone.name": "test_resnet",
+    "model.backbone.checkpoint": None,
+    "model.num_classes": 2,
+    "model.head_channels": 8,
+    "wsol_test_dataloader.num_workers": 0,
+}
+TINY_ARGS = ["--cfg-options", *(f"{k}={v}" for k, v in TINY.items())]
+# (width, height, box x, y, w, h, 1-based class, is_train) of each image; test boxes sit off-centre
+# in non-square images so that a box read in another frame (224x224 or the map's 28x28) misses.
+IMAGES = [
+    (80, 40, 50, 10, 20, 20, 1, 0),
+    (60, 90, 5, 55, 30, 25, 1, 0),
+    (100, 50, 10, 5, 25, 30, 1, 0),
+    (64, 48, 10, 10, 30, 20, 2, 1),
+]
+
+_spec = importlib.util.spec_from_file_location("wsss_eval_wsol_tool", TOOL)
+eval_wsol = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(eval_wsol)
+_train_spec = importlib.util.spec_from_file_location("wsss_train_tool_for_wsol", REPO / "tools" / "train.py")
+train_tool = importlib.util.module_from_spec(_train_spec)
+_train_spec.loader.exec_module(train_tool)
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def cub(tmp_path: Path) -> Path:
+    """A CUB-200-2011 layout: dark images with one bright box each, two classes, three test images."""
+    root = tmp_path / "CUB_200_2011"
+    (root / "images" / "001.Gull").mkdir(parents=True)
+    tables = {
+        "images.txt": "",
+        "image_class_labels.txt": "",
+        "train_test_split.txt": "",
+        "bounding_boxes.txt": "",
+    }
+    for index, (width, height, x, y, w, h, label, is_train) in enumerate(IMAGES, start=1):
+        image = np.full((height, width, 3), 20, np.uint8)
+        image[y : y + h, x : x + w] = 235
+        Image.fromarray(image).save(root / "images" / "001.Gull" / f"g{index}.png")
+        tables["images.txt"] += f"{index} 001.Gull/g{index}.png\n"
+        tables["image_class_labels.txt"] += f"{index} {label}\n"
+        tables["train_test_split.txt"] += f"{index} {is_train}\n"
+        tables["bounding_boxes.txt"] += f"{index} {x}.0 {y}.0 {w}.0 {h}.0\n"
+    for name, text in tables.items():
+        (root / name).write_text(text)
+    (root / "classes.txt").write_text("1 001.Gull\n2 002.Tern\n")
+    return root
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    cfg = load_config(CONFIG, cfg_options=TINY)
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope("wsss"):
+        model = MODELS.build(cfg.model)
+    path = tmp_path / "bas_wsol.pth"
+    torch.save({"state_dict": model.state_dict(), "meta": {}}, path)
+    return path
+
+
+def evaluate(cub: Path, checkpoint: Path, *extra: str, config: Path = CONFIG) -> None:
+    """Run the tool in this process; ``extra`` comes last, so its --cfg-options win."""
+    eval_wsol.main([str(config), str(checkpoint), "--data-root", str(cub), "--device", "cpu", "--no-progress",
+                    *TINY_ARGS, *extra])  # fmt: skip
+
+
+def test_random_model_end_to_end(cub, checkpoint, tmp_path, capsys):
+    out = tmp_path / "out" / "wsol.json"
+    evaluate(cub, checkpoint, "--json", str(out), "--topk", "2")
+    printed = capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["num_images"] == 3 and data["topk"] == 2 and data["threshold"] == 0.1
+    for key in ("top1_cls", "top1_loc", "top5_loc", "gt_known_loc", "max_box_acc_v2"):
+        assert 0.0 <= data[key] <= 100.0 and data[key] * 3 / 100 == pytest.approx(round(data[key] * 3 / 100))
+    assert data["top1_loc"] <= min(data["top1_cls"], data["gt_known_loc"])
+    assert data["top5_loc"] == data["gt_known_loc"]  # two classes: the class is always among the top 5
+    assert set(data["max_box_acc_per_iou"]) == {"0.3", "0.5", "0.7"}
+    assert data["max_box_acc_v2"] == pytest.approx(np.mean(list(data["max_box_acc_per_iou"].values())))
+    assert f"GT-known Loc  {data['gt_known_loc']:6.2f}" in printed
+    assert list(out.parent.iterdir()) == [out]  # no temporary file left
+
+
+def test_train_tool_trains_the_cub_config_and_eval_reads_its_checkpoint(cub, tmp_path, capsys):
+    work_dir = tmp_path / "work"
+    train_tool.main([str(CONFIG), "--data-root", str(cub), "--work-dir", str(work_dir), "--cfg-options",
+                     *TINY_ARGS[1:], "train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False",
+                     "train_cfg.max_epochs=1", "experiment_name=bas_wsol_tiny_cub"])  # fmt: skip
+    capsys.readouterr()
+    evaluate(cub, work_dir / "epoch_1.pth")
+    assert "3 images, threshold 0.10, top-k 1" in capsys.readouterr().out
+
+
+def test_boxes_are_measured_in_the_original_frame(cub, checkpoint, monkeypatch, capsys):
+    def bright_regions(self, inputs):
+        """Maps that light up exactly where the (resized) input is bright; class 0 scores highest."""
+        brightness = inputs.mean(dim=1, keepdim=True)
+        fpm = F.adaptive_avg_pool2d(brightness, (28, 28))
+        fpm = (fpm - fpm.amin(dim=(2, 3), keepdim=True)) / (
+            fpm.amax(dim=(2, 3), keepdim=True) - fpm.amin(dim=(2, 3), keepdim=True)
+        )
+        cam = torch.tensor([5.0, -5.0]).view(1, 2, 1, 1).expand(len(inputs), 2, 14, 14)
+        return brightness, cam, fpm.expand(-1, 2, -1, -1)
+
+    monkeypatch.setattr(BASWSOL, "extract", bright_regions)
+    evaluate(cub, checkpoint, "--threshold", "0.5")
+    printed = capsys.readouterr().out
+    # Every test box is found (IoU >= 0.7 at the best threshold), with the right class.
+    assert "Top-1 Loc     100.00" in printed and "GT-known Loc  100.00" in printed
+    assert "IoU 0.7: 100.00" in printed
+
+
+def test_bad_inputs(cub, checkpoint, tmp_path):
+    with pytest.raises(SystemExit, match=f"error: {tmp_path / 'nope.pth'}: checkpoint not found"):
+        evaluate(cub, tmp_path / "nope.pth")
+    with pytest.raises(SystemExit, match=r"bas_wsol.pth: tensor .* has shape .*another class count"):
+        evaluate(cub, checkpoint, "--cfg-options", "model.num_classes=3")
+    cropping = tmp_path / "cropping.py"
+    cropping.write_text(
+        f"_base_ = [{str(CONFIG)!r}]\n"
+        "wsol_test_dataloader = dict(dataset=dict(pipeline=[dict(type='CenterCrop', height=8, width=8)]))\n"
+    )
+    with pytest.raises(SystemExit, match="the test pipeline has CenterCrop, which move"):
+        evaluate(cub, checkpoint, config=cropping)

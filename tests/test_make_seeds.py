@@ -1,0 +1,209 @@
+"""tools/make_seeds.py: seed files, the multi-scale computation, resume, torchrun sharding, CAM fusion, errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.registry import DefaultScope
+from PIL import Image
+
+from wsss.data.label_io import read_label_png, write_label_png
+from wsss.engine import load_config
+from wsss.localizer.seeds import pending_indices
+from wsss.models.data_preprocessor import IMAGENET_MEAN, IMAGENET_STD
+from wsss.pseudo_labels.seed_io import load_seeds
+from wsss.registry import MODELS
+
+REPO = Path(__file__).resolve().parents[1]
+TOOL = REPO / "tools" / "make_seeds.py"
+BAS_CONFIG = REPO / "configs" / "bas" / "bas_shapes.py"
+CAM_CONFIG = REPO / "configs" / "bas" / "cam_shapes.py"
+TINY = ["--cfg-options", "model.backbone.name=test_resnet"]
+TRAIN_IDS = [f"tiny_{i:03d}" for i in range(6)]
+
+_spec = importlib.util.spec_from_file_location("wsss_make_seeds_tool", TOOL)
+make_seeds = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_seeds)
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """One intra-op thread: on a small shared CPU, thread contention makes tiny models many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def voc(tiny_voc: Path) -> Path:
+    """tiny_voc with its first image (and mask) reshaped to 56x40, so 'original size' is not the square default."""
+    image_path = tiny_voc / "JPEGImages" / "tiny_000.jpg"
+    Image.open(image_path).resize((56, 40), Image.Resampling.BILINEAR).save(image_path, quality=95)
+    mask_path = tiny_voc / "SegmentationClass" / "tiny_000.png"
+    mask = Image.fromarray(read_label_png(mask_path)).resize((56, 40), Image.Resampling.NEAREST)
+    write_label_png(mask_path, np.asarray(mask))
+    return tiny_voc
+
+
+def save_random_model(config: Path, data_root: Path | None, path: Path, seed: int = 0) -> torch.nn.Module:
+    cfg = load_config(config, data_root=data_root, cfg_options={"model.backbone.name": "test_resnet"})
+    torch.manual_seed(seed)
+    with DefaultScope.overwrite_default_scope("wsss"):
+        model = MODELS.build(cfg.model).eval()
+    torch.save({"state_dict": model.state_dict(), "meta": {}}, path)
+    return model
+
+
+@pytest.fixture
+def bas_checkpoint(voc: Path, tmp_path: Path) -> tuple[torch.nn.Module, Path]:
+    path = tmp_path / "bas.pth"
+    return save_random_model(BAS_CONFIG, voc, path), path
+
+
+def run(config: Path, checkpoint: Path, out: Path, voc: Path, *extra: str) -> None:
+    make_seeds.main([str(config), str(checkpoint), "--out", str(out), "--data-root", str(voc),
+                     "--workers", "0", "--no-progress", *extra, *TINY])  # fmt: skip
+
+
+def manual_seeds(model: torch.nn.Module, image_path: Path, keys: list[int], scales=(1.0, 0.5, 1.5, 2.0)):
+    """Multi-scale + flip maps written out with the model's class_maps, independently of the library."""
+    image = torch.from_numpy(np.asarray(Image.open(image_path).convert("RGB"), dtype=np.float32)).permute(
+        2, 0, 1
+    )
+    image = (image - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    height, width = image.shape[1:]
+    total = torch.zeros(model.num_classes - 1, height, width)
+    with torch.no_grad():
+        for scale in scales:
+            scaled = F.interpolate(
+                image[None],
+                size=(round(height * scale), round(width * scale)),
+                mode="bilinear",
+                align_corners=False,
+            )
+            for flipped in (False, True):
+                batch = scaled.flip(-1) if flipped else scaled
+                maps = model.class_maps(batch)
+                maps = maps.flip(-1) if flipped else maps
+                total += F.interpolate(maps, size=(height, width), mode="bilinear", align_corners=False)[0]
+    chosen = total[[k - 1 for k in keys]]
+    return (chosen / chosen.flatten(1).max(dim=1).values[:, None, None]).numpy()
+
+
+def test_seed_files_hold_image_classes_at_original_size(voc, bas_checkpoint, tmp_path, capsys):
+    model, checkpoint = bas_checkpoint
+    out = tmp_path / "seeds"
+    run(BAS_CONFIG, checkpoint, out, voc)
+    assert "6 written, 0 already there" in capsys.readouterr().out
+    assert sorted(p.stem for p in out.glob("*.npz")) == TRAIN_IDS
+    for image_id in TRAIN_IDS:
+        mask = read_label_png(voc / "SegmentationClass" / f"{image_id}.png")
+        with np.load(out / f"{image_id}.npz") as raw:
+            assert raw["maps"].dtype == np.float16
+            assert raw["keys"].tolist() == [int(v) for v in np.unique(mask) if v != 0]
+            assert raw["maps"].shape == (len(raw["keys"]), *mask.shape)
+            assert np.allclose(raw["maps"].reshape(len(raw["keys"]), -1).max(axis=1), 1.0, atol=1e-3)
+    assert np.load(out / "tiny_000.npz")["maps"].shape[1:] == (40, 56)
+
+    image_id = "tiny_000"  # two classes, non-square
+    keys, maps = load_seeds(out / f"{image_id}.npz")
+    expected = manual_seeds(model, voc / "JPEGImages" / f"{image_id}.jpg", keys.tolist())
+    assert np.abs(maps - expected).max() < 2e-3  # float16 storage
+
+
+def test_resume_skips_done_files_and_refuses_other_settings(voc, bas_checkpoint, tmp_path, capsys):
+    _, checkpoint = bas_checkpoint
+    out = tmp_path / "seeds"
+    run(BAS_CONFIG, checkpoint, out, voc, "--scales", "1.0", "--no-flip")
+    for image_id in ("tiny_001", "tiny_004"):
+        (out / f"{image_id}.npz").unlink()
+    old = 1_000_000_000
+    for path in out.glob("*.npz"):
+        os.utime(path, (old, old))
+    (out / ".tiny_001.999.tmp.npz").write_bytes(b"half a file of a killed run")
+    capsys.readouterr()
+    run(BAS_CONFIG, checkpoint, out, voc, "--scales", "1.0", "--no-flip")
+    assert "2 written, 4 already there" in capsys.readouterr().out
+    for image_id in TRAIN_IDS:
+        changed = (out / f"{image_id}.npz").stat().st_mtime != old
+        assert changed == (image_id in ("tiny_001", "tiny_004")), image_id
+    load_seeds(out / "tiny_001.npz")
+
+    with pytest.raises(SystemExit, match=r"seeds.json records other settings \(flip=False\).*\(flip=True\)"):
+        run(BAS_CONFIG, checkpoint, out, voc, "--scales", "1.0")
+
+
+def test_ranks_share_every_id_once(voc):
+    class Ids:
+        img_ids = [f"id{i}" for i in range(7)]
+
+        def __len__(self):
+            return 7
+
+    shares = [pending_indices(Ids(), voc / "none", rank, 3)[0] for rank in range(3)]
+    assert sorted(i for share in shares for i in share) == list(range(7))
+    assert shares[1] == [1, 4]
+
+
+def test_torchrun_two_cpu_processes_write_each_seed_once(voc, bas_checkpoint, tmp_path):
+    _, checkpoint = bas_checkpoint
+    out = tmp_path / "seeds"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(TOOL),
+        str(BAS_CONFIG), str(checkpoint), "--out", str(out), "--data-root", str(voc), "--launcher", "pytorch",
+        "--device", "cpu", "--workers", "0", "--scales", "1.0", *TINY,
+    ]  # fmt: skip
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Written counts are summed over the ranks: 6, not 12, means no id was done twice.
+    assert "6 images of split 'train'" in result.stdout and "6 written, 0 already there" in result.stdout
+    assert sorted(p.stem for p in out.glob("*.npz")) == TRAIN_IDS
+    assert not list(out.glob(".*"))
+
+
+def test_fuse_cam_is_normalised_sum_of_both_seeds(voc, bas_checkpoint, tmp_path):
+    _, bas_path = bas_checkpoint
+    cam_path = tmp_path / "cam.pth"
+    save_random_model(CAM_CONFIG, voc, cam_path, seed=1)
+    scales = ["--scales", "1.0", "0.5"]
+    run(BAS_CONFIG, bas_path, tmp_path / "bas", voc, *scales)
+    run(CAM_CONFIG, cam_path, tmp_path / "cam", voc, *scales)
+    run(BAS_CONFIG, bas_path, tmp_path / "fused", voc, *scales, "--fuse-cam", str(CAM_CONFIG), str(cam_path),
+        "--cam-cfg-options", "model.backbone.name=test_resnet")  # fmt: skip
+    for image_id in TRAIN_IDS:
+        bas_keys, bas = load_seeds(tmp_path / "bas" / f"{image_id}.npz")
+        cam_keys, cam = load_seeds(tmp_path / "cam" / f"{image_id}.npz")
+        keys, fused = load_seeds(tmp_path / "fused" / f"{image_id}.npz")
+        assert keys.tolist() == bas_keys.tolist() == cam_keys.tolist()
+        total = bas + cam
+        expected = total / total.reshape(len(keys), -1).max(axis=1)[:, None, None]
+        assert np.abs(fused - expected).max() < 4e-3
+
+
+def test_bad_inputs_are_one_line_errors(voc, bas_checkpoint, tmp_path):
+    _, checkpoint = bas_checkpoint
+    seven_classes = tmp_path / "bas_7.pth"
+    save_random_model(BAS_CONFIG, None, seven_classes)  # the shapes config without the 3-class root
+    with pytest.raises(SystemExit) as err:
+        run(BAS_CONFIG, seven_classes, tmp_path / "a", voc)
+    assert str(err.value).startswith(f"error: {seven_classes}: tensor classifier.weight has shape (6,")
+    assert "\n" not in str(err.value) and not (tmp_path / "a").exists()
+
+    with pytest.raises(SystemExit, match=f"error: {tmp_path / 'missing.pth'}: checkpoint not found"):
+        run(BAS_CONFIG, tmp_path / "missing.pth", tmp_path / "b", voc)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit, match="--out .*file is a file"):
+        run(BAS_CONFIG, checkpoint, tmp_path / "file", voc)
+    (voc / "ImageSets" / "Segmentation" / "empty.txt").write_text("")
+    with pytest.raises(SystemExit, match="empty.txt: split list is empty"):
+        run(BAS_CONFIG, checkpoint, tmp_path / "c", voc, "--split", "empty")

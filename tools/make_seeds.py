@@ -1,0 +1,290 @@
+"""Make seeds: multi-scale + flip maps of a trained localizer for every image of a split.
+
+For each image of --split (read with the config's test/val dataset settings: same root, classes and
+image-level labels, original size, no augmentation) the localizer runs at every --scales factor on
+the image and its horizontal flip; the maps are resized to the image, summed, restricted to the
+image's ground-truth classes and each divided by its maximum. Output: DIR/<id>.npz with 'keys'
+(1-based class indices) and 'maps' (float16, K x H x W), as tools/eval_seeds.py and
+tools/make_pseudo_labels.py read them.
+
+--fuse-cam CONFIG CHECKPOINT also runs a plain CAM model and fuses the two as the BAS authors do:
+normalise(normalise(CAM) + normalise(BAS)).
+
+The run is resumable: ids whose .npz exists are skipped, and every file is written under a temporary
+name then renamed, so a killed run leaves no half file. DIR/seeds.json records the checkpoint and the
+map settings; a folder made with other ones is refused (use a new --out). Under torchrun each process
+takes every world-size-th image on its own device (gloo on CPU, nccl on CUDA).
+
+Examples:
+  python tools/make_seeds.py configs/bas/bas_r50_voc.py work_dirs/bas_r50_voc/epoch_10.pth \\
+      --out work_dirs/bas_r50_voc/seeds --split train --data-root data/VOCdevkit/VOC2012
+  python -m torch.distributed.run --nproc_per_node 4 tools/make_seeds.py CONFIG CKPT --out DIR --launcher pytorch
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from mmengine.config import DictAction
+
+from wsss.data.label_io import atomic_path
+from wsss.engine import load_config
+from wsss.engine.inference import model_from_checkpoint
+from wsss.localizer.multiscale import DEFAULT_SCALES
+from wsss.localizer.seeds import (
+    SeedRunCounts,
+    SeedSettings,
+    class_maps_function,
+    generate_seeds,
+    seed_dataset,
+)
+from wsss.models.bas import MAP_SOURCES
+from wsss.pseudo_labels.seed_io import SEED_SUFFIX
+
+MANIFEST_NAME = "seeds.json"
+INPUT_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, pickle.UnpicklingError)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("config", help="config of the localizer, e.g. configs/bas/bas_r50_voc.py")
+    parser.add_argument("checkpoint", help="its trained weights (.pth written by tools/train.py)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder for <id>.npz seed files")
+    parser.add_argument("--split", default="train", help="split list to make seeds for (default train)")
+    parser.add_argument("--data-root", help="dataset folder replacing every data_root in the config(s)")
+    parser.add_argument(
+        "--scales",
+        nargs="+",
+        type=float,
+        default=list(DEFAULT_SCALES),
+        metavar="S",
+        help=f"test scales (default {' '.join(map(str, DEFAULT_SCALES))})",
+    )
+    parser.add_argument("--no-flip", action="store_true", help="leave out the horizontally flipped inputs")
+    parser.add_argument(
+        "--source",
+        choices=MAP_SOURCES,
+        help="BAS maps: 'fpm' foreground prediction maps (the model's default) or 'cam' class activation maps",
+    )
+    parser.add_argument(
+        "--fuse-cam",
+        nargs=2,
+        metavar=("CAM_CONFIG", "CAM_CHECKPOINT"),
+        help="also run this CAM model and fuse its maps with the localizer's, as the BAS authors do",
+    )
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        metavar="KEY=VALUE",
+        help="override keys of the localizer config, e.g. model.backbone.name=resnet18",
+    )
+    parser.add_argument(
+        "--cam-cfg-options",
+        nargs="+",
+        action=DictAction,
+        metavar="KEY=VALUE",
+        help="override keys of the --fuse-cam config",
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=["none", "pytorch"],
+        default="none",
+        help="'pytorch' when started by torch.distributed.run: each process takes its share of the images",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="where the models run (default cuda when available); under torchrun each process uses cuda:LOCAL_RANK",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="DataLoader processes reading images (default 2)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def one_line(err: BaseException) -> str:
+    """The innermost message of an error on one line (DataLoader workers re-raise with a traceback)."""
+    while isinstance(err.__context__, INPUT_ERRORS):
+        err = err.__context__
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(err).__name__
+    return lines[-1].split(": ", 1)[-1]
+
+
+def init_distributed(launcher: str, device: str) -> tuple[int, int, torch.device]:
+    """``(rank, world_size, device)``; under ``pytorch`` starts the process group (nccl on CUDA, gloo on CPU)."""
+    if launcher == "none":
+        return 0, 1, torch.device(device)
+    missing = [name for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK") if name not in os.environ]
+    if missing:
+        raise SystemExit(
+            f"error: --launcher pytorch needs the environment torchrun sets ({', '.join(missing)} missing); "
+            "start with python -m torch.distributed.run, or drop --launcher"
+        )
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if device == "cuda":
+        target = torch.device("cuda", local_rank)
+        torch.cuda.set_device(target)
+        dist.init_process_group(backend="nccl", device_id=target)
+    else:
+        target = torch.device("cpu")
+        dist.init_process_group(backend="gloo")
+    return dist.get_rank(), dist.get_world_size(), target
+
+
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What decides the seeds' values, as recorded in (and compared with) DIR/seeds.json."""
+    return {
+        "checkpoint": str(Path(args.checkpoint).resolve()),
+        "split": args.split,
+        "scales": [float(s) for s in args.scales],
+        "flip": not args.no_flip,
+        "source": args.source,
+        "fuse_cam_checkpoint": str(Path(args.fuse_cam[1]).resolve()) if args.fuse_cam else None,
+    }
+
+
+def check_out_dir(out_dir: Path, settings: dict[str, Any]) -> None:
+    """Exit unless ``out_dir`` is new, or holds seeds this tool made with the same settings."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SystemExit(f"error: --out {out_dir} is a file; give a folder for the seed files")
+    manifest = out_dir / MANIFEST_NAME
+    if not manifest.is_file():
+        if out_dir.is_dir() and any(out_dir.glob(f"*{SEED_SUFFIX}")):
+            raise SystemExit(
+                f"error: --out {out_dir} holds seed files but no {MANIFEST_NAME}, so this tool did not make "
+                "them; use a new --out folder"
+            )
+        return
+    try:
+        previous = json.loads(manifest.read_text(encoding="utf-8"))["settings"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise SystemExit(f"error: {manifest} is unreadable ({err}); use a new --out folder") from None
+    if previous != settings:
+        changed = sorted(key for key in settings if previous.get(key) != settings[key])
+        raise SystemExit(
+            f"error: {manifest} records other settings ({', '.join(f'{k}={previous.get(k)!r}' for k in changed)}) "
+            f"than this run ({', '.join(f'{k}={settings[k]!r}' for k in changed)}); "
+            "use a new --out folder for new settings"
+        )
+
+
+def write_manifest(out_dir: Path, settings: dict[str, Any], args: argparse.Namespace) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / MANIFEST_NAME
+    content = {
+        "settings": settings,
+        "config": str(Path(args.config).resolve()),
+        "fuse_cam_config": str(Path(args.fuse_cam[0]).resolve()) if args.fuse_cam else None,
+        "format": "<id>.npz: keys (1-based class indices), maps (float16 K x H x W, each divided by its maximum)",
+    }
+    tmp = atomic_path(path)
+    try:
+        tmp.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def build_models(args: argparse.Namespace, device: torch.device):
+    """The localizer, its dataset of --split, and the optional CAM model, all checked against each other."""
+    cfg = load_config(args.config, data_root=args.data_root, cfg_options=args.cfg_options)
+    dataset = seed_dataset(cfg, args.split)
+    model = model_from_checkpoint(cfg, args.checkpoint, device)
+    class_maps_function(model, args.source)  # fails now, not at the first image, for a model without maps
+    if getattr(model, "num_classes", dataset.num_classes) != dataset.num_classes:
+        raise ValueError(
+            f"{args.checkpoint}: the model has {model.num_classes} classes but split {args.split!r} of "
+            f"{dataset.data_root} has {dataset.num_classes}; use the dataset it was trained on"
+        )
+    cam_model = None
+    if args.fuse_cam:
+        cam_cfg = load_config(args.fuse_cam[0], data_root=args.data_root, cfg_options=args.cam_cfg_options)
+        cam_model = model_from_checkpoint(cam_cfg, args.fuse_cam[1], device)
+        if not hasattr(cam_model, "class_maps"):
+            raise ValueError(
+                f"{args.fuse_cam[0]}: builds {type(cam_model).__name__}, which has no class maps"
+            )
+        if getattr(cam_model, "num_classes", None) != getattr(model, "num_classes", None):
+            raise ValueError(
+                f"{args.fuse_cam[1]}: the CAM model has {getattr(cam_model, 'num_classes', '?')} classes, the "
+                f"localizer {getattr(model, 'num_classes', '?')}; fuse models trained on the same classes"
+            )
+    return model, dataset, cam_model
+
+
+def total_counts(counts: SeedRunCounts, world_size: int, device: torch.device) -> SeedRunCounts:
+    """The counts summed over all ranks (this rank's when not distributed)."""
+    if world_size == 1:
+        return counts
+    values = torch.tensor([counts.assigned, counts.written, counts.existing], dtype=torch.long, device=device)
+    dist.all_reduce(values)
+    return SeedRunCounts(*(int(v) for v in values.tolist()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.workers < 0:
+        raise SystemExit(f"error: --workers must be 0 or more, got {args.workers}")
+    if any(scale <= 0 for scale in args.scales):
+        raise SystemExit(f"error: --scales must all be positive, got {args.scales}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda but this machine has no usable CUDA device; use --device cpu")
+    if args.launcher == "pytorch":
+        os.environ.setdefault("LOCAL_RANK", str(args.local_rank))  # the deprecated launcher passes it as an argument
+    settings = run_settings(args)
+    check_out_dir(args.out, settings)
+    rank, world_size, device = init_distributed(args.launcher, args.device)
+    try:
+        try:
+            model, dataset, cam_model = build_models(args, device)
+        except INPUT_ERRORS as err:
+            raise SystemExit(f"error: {one_line(err)}") from None
+        if rank == 0:
+            write_manifest(args.out, settings, args)
+        seed_settings = SeedSettings(tuple(args.scales), not args.no_flip, args.source)
+        try:
+            counts = generate_seeds(
+                model,
+                dataset,
+                args.out,
+                seed_settings,
+                cam_model,
+                rank=rank,
+                world_size=world_size,
+                workers=args.workers,
+                progress=rank == 0 and not args.no_progress,
+            )
+        except INPUT_ERRORS as err:
+            raise SystemExit(f"error: {one_line(err)}") from None
+        counts = total_counts(counts, world_size, device)
+        if rank == 0:
+            print(
+                f"{counts.assigned} images of split {args.split!r} in {args.out}: {counts.written} written, "
+                f"{counts.existing} already there"
+            )
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Seed generation: multi-scale + flip maps of a trained localizer, one ``<id>.npz`` per image.
+
+The loop streams: a DataLoader (batch 1) reads the images not yet done, each image's maps are
+written at once (atomically, by :func:`~wsss.pseudo_labels.seed_io.save_seeds`) and nothing is kept,
+so memory does not grow with the dataset. Under ``torchrun`` every rank takes ``ids[rank::world]``
+of the whole list *before* skipping finished files, so ranks never disagree about who does an id,
+however far an earlier run got.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from wsss.localizer.multiscale import DEFAULT_SCALES, fuse_maps, multiscale_class_maps, normalize_maps
+from wsss.pseudo_labels.seed_io import save_seeds, seed_path
+from wsss.registry import DATASETS
+
+
+def seed_dataset(cfg: Config, split: str) -> Dataset:
+    """The config's test (or val) dataset with ``split``, no pipeline and no masks: original images and labels."""
+    loader_cfg = cfg.get("test_dataloader") or cfg.get("val_dataloader")
+    if not loader_cfg or "dataset" not in loader_cfg:
+        raise ValueError(
+            f"{cfg.filename}: the config has no test_dataloader or val_dataloader dataset to read images from"
+        )
+    dataset_cfg = copy.deepcopy(dict(loader_cfg["dataset"]))
+    dataset_cfg.update(split=split, pipeline=None, with_mask=False)
+    with DefaultScope.overwrite_default_scope(cfg.get("default_scope", "wsss")):
+        try:
+            dataset = DATASETS.build(dataset_cfg)
+        except TypeError as err:
+            raise ValueError(
+                f"{cfg.filename}: dataset {dataset_cfg.get('type')!r} cannot give seeds ({err}); seeds need an "
+                "ImageLabelDataset (images with image-level labels)"
+            ) from None
+    if not hasattr(dataset, "img_ids") or not hasattr(dataset, "cls_labels"):
+        raise ValueError(
+            f"{cfg.filename}: dataset {type(dataset).__name__} has no image-level labels; seeds need an "
+            "ImageLabelDataset"
+        )
+    return dataset
+
+
+def class_maps_function(
+    model: nn.Module, source: str | None = None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``batch -> (B, C-1, h, w)`` maps of a localizer; ``source`` picks BAS's ``'fpm'`` or ``'cam'``."""
+    if not hasattr(model, "class_maps"):
+        raise ValueError(
+            f"{type(model).__name__} has no class_maps; give the config of a localizer (BAS, CAM)"
+        )
+    if source is None:
+        return model.class_maps
+    if "source" not in inspect.signature(model.class_maps).parameters:
+        raise ValueError(f"{type(model).__name__} has one kind of map only; drop --source")
+    return lambda batch: model.class_maps(batch, source=source)
+
+
+def normalized_image(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """A uint8 ``(3, H, W)`` image normalised by the model's own data preprocessor, on its device."""
+    return model.data_preprocessor({"inputs": image[None], "data_samples": []})["inputs"][0]
+
+
+@dataclass(frozen=True)
+class SeedSettings:
+    """How maps are made: test scales, horizontal flips, and the map source of BAS (None: the model's default)."""
+
+    scales: tuple[float, ...] = DEFAULT_SCALES
+    flip: bool = True
+    source: str | None = None
+
+
+def image_seeds(
+    model: nn.Module,
+    image: torch.Tensor,
+    keys: Sequence[int],
+    settings: SeedSettings,
+    cam_model: nn.Module | None = None,
+) -> torch.Tensor:
+    """Maps ``(K, H, W)`` of the classes ``keys`` (1-based) for a uint8 image, each divided by its maximum.
+
+    With ``cam_model`` the maps are the authors' fusion ``normalise(normalise(CAM) + normalise(BAS))``.
+    """
+    maps = multiscale_class_maps(
+        class_maps_function(model, settings.source),
+        normalized_image(model, image),
+        keys,
+        settings.scales,
+        settings.flip,
+    )
+    if cam_model is None:
+        return normalize_maps(maps)
+    cam_maps = multiscale_class_maps(
+        cam_model.class_maps, normalized_image(cam_model, image), keys, settings.scales, settings.flip
+    )
+    return fuse_maps(maps, cam_maps.to(maps.device))
+
+
+def _single_item(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Collate for batch size 1: images keep their own sizes."""
+    return batch[0]
+
+
+@dataclass
+class SeedRunCounts:
+    """What one rank did: ids assigned to it, seed files written, and files that were already there."""
+
+    assigned: int
+    written: int
+    existing: int
+
+
+def pending_indices(
+    dataset: Dataset, out_dir: Path, rank: int = 0, world_size: int = 1
+) -> tuple[list[int], int]:
+    """This rank's share ``ids[rank::world_size]`` without ids whose seed file exists; and the share's size."""
+    share = range(len(dataset))[rank::world_size]
+    return [i for i in share if not seed_path(out_dir, dataset.img_ids[i]).is_file()], len(share)
+
+
+@torch.inference_mode()
+def generate_seeds(
+    model: nn.Module,
+    dataset: Dataset,
+    out_dir: str | os.PathLike,
+    settings: SeedSettings | None = None,
+    cam_model: nn.Module | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    workers: int = 0,
+    progress: bool = True,
+) -> SeedRunCounts:
+    """Write ``out_dir/<id>.npz`` for this rank's ids that have none yet (keys = the image's labels).
+
+    ``dataset`` yields ``{'inputs': uint8 (3, H, W), 'data_samples': {'img_id', 'cls_label', ...}}`` at
+    the original size (an :class:`~wsss.data.dataset.ImageLabelDataset` without pipeline); the models
+    are in eval mode on their devices. Memory stays flat: each image's maps are written and dropped.
+    """
+    settings = settings or SeedSettings()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo, assigned = pending_indices(dataset, out_dir, rank, world_size)
+    loader = DataLoader(Subset(dataset, todo), batch_size=1, num_workers=workers, collate_fn=_single_item)
+    written = 0
+    for item in tqdm(loader, total=len(todo), desc="seeds", unit="img", disable=not progress):
+        sample = item["data_samples"]
+        keys = (torch.nonzero(sample["cls_label"] > 0.5).flatten() + 1).tolist()
+        maps = image_seeds(model, item["inputs"], keys, settings, cam_model)
+        save_seeds(
+            seed_path(out_dir, sample["img_id"]), np.asarray(keys, dtype=np.int64), maps.float().cpu().numpy()
+        )
+        written += 1
+    return SeedRunCounts(assigned=assigned, written=written, existing=assigned - len(todo))
