@@ -1,0 +1,1 @@
+"""The whole weakly supervised pipeline as a graph of resumable stages (tools/run_pipeline.py)."""
