@@ -258,6 +258,7 @@ def test_coco_config_takes_class_names_and_split_from_the_data(tiny_voc, tmp_pat
         "test_dataloader.num_workers=0",
     ]
     save_random_segmenter(SEG_COCO, tiny_voc, checkpoint)  # class_names.txt: 3 classes, not COCO's 81
+    (tiny_voc / "val2014").symlink_to(tiny_voc / "JPEGImages")  # prepare_coco's per-split image link
     run_tool(SEG_COCO, checkpoint, tiny_voc, "--split", "val", "--cfg-options", *options)
     printed = capsys.readouterr().out
     assert "2 images of split 'val', 3 classes" in printed and "| disc " in printed

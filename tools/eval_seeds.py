@@ -30,9 +30,10 @@ from tqdm import tqdm
 
 from wsss.data.classes import resolve_class_names
 from wsss.data.dataset import read_split
-from wsss.data.label_io import atomic_path, read_label_png
+from wsss.data.label_io import read_label_png
 from wsss.evaluation.confusion import format_table
 from wsss.evaluation.seeds import SweepResult, ThresholdSweep, format_curve
+from wsss.fileio import atomic_write
 from wsss.pseudo_labels.seed_io import check_seeds_exist, load_seeds, seed_path
 
 DEFAULT_RANGE = "0.05:0.60:0.05"
@@ -146,13 +147,8 @@ def sweep_to_dict(
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON atomically (NaN is not allowed; use None)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def plot_curve(path: Path, result: SweepResult, title: str) -> None:
@@ -173,13 +169,8 @@ def plot_curve(path: Path, result: SweepResult, title: str) -> None:
     axes.grid(True, alpha=0.3)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         figure.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

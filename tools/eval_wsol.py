@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pickle
 import sys
 from collections.abc import Sequence
@@ -36,9 +35,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from wsss.data.dataset import wsss_collate
-from wsss.data.label_io import atomic_path
 from wsss.engine import load_config
 from wsss.engine.inference import model_from_checkpoint
+from wsss.fileio import atomic_write
 from wsss.localizer.wsol import IOU_CRITERIA, WSOLEvaluator, WSOLResult
 from wsss.registry import DATASETS
 
@@ -169,13 +168,8 @@ def format_result(result: WSOLResult, topk: int) -> str:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

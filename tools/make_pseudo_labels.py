@@ -41,7 +41,8 @@ from tqdm import tqdm
 
 from wsss.data.dataset import IMAGE_SUFFIXES, read_split
 from wsss.data.image_io import read_image
-from wsss.data.label_io import IGNORE_INDEX, atomic_path, read_label_png, write_label_png
+from wsss.data.label_io import IGNORE_INDEX, read_label_png, write_label_png
+from wsss.fileio import atomic_write
 from wsss.pseudo_labels.crf import (
     LabelCRFSettings,
     crf_labels_from_threshold,
@@ -152,13 +153,8 @@ def label_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     """Write the manifest JSON atomically."""
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def check_out_dir(out_dir: Path, settings: dict[str, Any], seeds_dir: str) -> None:

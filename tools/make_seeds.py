@@ -36,9 +36,9 @@ import torch
 import torch.distributed as dist
 from mmengine.config import DictAction
 
-from wsss.data.label_io import atomic_path
 from wsss.engine import load_config
 from wsss.engine.inference import model_from_checkpoint
+from wsss.fileio import atomic_write
 from wsss.localizer.multiscale import DEFAULT_SCALES
 from wsss.localizer.seeds import (
     SeedRunCounts,
@@ -194,13 +194,8 @@ def write_manifest(out_dir: Path, settings: dict[str, Any], args: argparse.Names
         "fuse_cam_config": str(Path(args.fuse_cam[0]).resolve()) if args.fuse_cam else None,
         "format": "<id>.npz: keys (1-based class indices), maps (float16 K x H x W, each divided by its maximum)",
     }
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def build_models(args: argparse.Namespace, device: torch.device):
@@ -248,7 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but this machine has no usable CUDA device; use --device cpu")
     if args.launcher == "pytorch":
-        os.environ.setdefault("LOCAL_RANK", str(args.local_rank))  # the deprecated launcher passes it as an argument
+        os.environ.setdefault(
+            "LOCAL_RANK", str(args.local_rank)
+        )  # the deprecated launcher passes it as an argument
     settings = run_settings(args)
     check_out_dir(args.out, settings)
     rank, world_size, device = init_distributed(args.launcher, args.device)

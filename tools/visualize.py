@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +30,8 @@ from PIL import Image, ImageDraw, ImageFont
 from wsss.data.classes import CLASS_NAMES_FILE, resolve_class_names
 from wsss.data.dataset import IMAGE_SUFFIXES, read_split
 from wsss.data.image_io import read_image
-from wsss.data.label_io import IGNORE_INDEX, VOC_PALETTE, atomic_path, read_label_png
+from wsss.data.label_io import IGNORE_INDEX, VOC_PALETTE, read_label_png
+from wsss.fileio import atomic_write
 from wsss.pseudo_labels.seed_io import load_seeds, seed_path
 
 PAD = 4
@@ -273,13 +273,8 @@ def render(
 
 def save_png(image: Image.Image, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

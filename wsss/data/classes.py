@@ -6,6 +6,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from wsss.fileio import write_text_atomic
+
 VOC_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
     "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -31,7 +33,9 @@ def read_class_names(path: str | os.PathLike) -> tuple[str, ...]:
     """Read one class name per line (background first); blank lines and ``#`` comments are skipped."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: class file not found; write one class name per line, background first")
+        raise FileNotFoundError(
+            f"{path}: class file not found; write one class name per line, background first"
+        )
     names = []
     for line in path.read_text(encoding="utf-8").splitlines():
         line = line.strip()
@@ -48,9 +52,7 @@ def write_class_names(path: str | os.PathLike, names: Sequence[str]) -> None:
     """Write ``class_names.txt`` (one name per line, background first)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(f"{name}\n" for name in names))
 
 
 def resolve_class_names(

@@ -48,7 +48,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from wsss.data.classes import CLASS_NAMES_FILE, COCO_CLASSES, read_class_names, write_class_names
-from wsss.data.label_io import IGNORE_INDEX, atomic_path, write_label_png
+from wsss.data.label_io import IGNORE_INDEX, write_label_png
+from wsss.fileio import atomic_write
 
 CrowdPolicy = Literal["class", "ignore"]
 CROWD_POLICIES: tuple[str, ...] = ("class", "ignore")
@@ -246,13 +247,8 @@ def write_text_if_changed(path: Path, text: str) -> None:
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def link_images(out: Path, images: Path, split: str) -> None:

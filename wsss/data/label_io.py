@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from wsss.fileio import atomic_write
+
 IGNORE_INDEX = 255
 
 
@@ -33,12 +35,6 @@ def voc_colormap(n: int = 256) -> np.ndarray:
 VOC_PALETTE = voc_colormap()
 
 
-def atomic_path(path: str | os.PathLike) -> Path:
-    """A temporary sibling of ``path`` to write to before renaming onto it (same folder, same suffix)."""
-    path = Path(path)
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-
-
 def write_label_png(path: str | os.PathLike, label: np.ndarray) -> None:
     """Write a 2-D array of class indices (0..254, 255 ignore) as a VOC palette PNG, atomically."""
     label = np.asarray(label)
@@ -52,13 +48,8 @@ def write_label_png(path: str | os.PathLike, label: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(label)  # mode "L"; putpalette turns it into "P" with the same values
     image.putpalette(VOC_PALETTE.flatten().tolist())
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def read_label_png(path: str | os.PathLike) -> np.ndarray:

@@ -31,7 +31,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from wsss.data.classes import write_class_names
-from wsss.data.label_io import IGNORE_INDEX, atomic_path, write_label_png
+from wsss.data.label_io import IGNORE_INDEX, write_label_png
+from wsss.fileio import atomic_write
 
 SHAPES_CLASSES: tuple[str, ...] = ("background", "boat", "train", "aeroplane", "bird", "bottle", "person")
 SPLITS: tuple[str, ...] = ("train", "val")
@@ -522,23 +523,13 @@ def sample_rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 
 def _write_jpeg(path: Path, image: np.ndarray) -> None:
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         Image.fromarray(image).save(tmp, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _make_one(task: tuple[str, str, int, int, int, bool]) -> tuple[str, list[int], list[str], bool]:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from wsss.data.classes import VOC_CLASSES, write_class_names
 from wsss.data.dataset import xml_class_indices
 from wsss.data.label_io import write_label_png
+from wsss.fileio import atomic_write, write_text_atomic
 
 
 @dataclass
@@ -57,13 +58,9 @@ def find_voc_root(devkit: Path) -> Path:
 
 
 def _read_ids(path: Path) -> list[str]:
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    return (
+        [line.split()[0] for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    )
 
 
 def convert_sbd(sbd: Path, root: Path, voc_ids: set[str], report: VocReport) -> set[str]:
@@ -93,9 +90,8 @@ def convert_sbd(sbd: Path, root: Path, voc_ids: set[str], report: VocReport) -> 
     for img_id in sorted(voc_ids - sbd_ids):
         out, src = out_dir / f"{img_id}.png", root / "SegmentationClass" / f"{img_id}.png"
         if not out.is_file() and src.is_file():
-            tmp = out.with_name(f".{out.name}.tmp")
-            tmp.write_bytes(src.read_bytes())
-            os.replace(tmp, out)
+            with atomic_write(out) as tmp:
+                tmp.write_bytes(src.read_bytes())
     return sbd_ids
 
 
@@ -106,7 +102,9 @@ def prepare_voc(devkit: str | os.PathLike, sbd: str | os.PathLike | None = None)
     seg_sets = root / "ImageSets" / "Segmentation"
     train, val = _read_ids(seg_sets / "train.txt"), _read_ids(seg_sets / "val.txt")
     if not train or not val:
-        report.fatal.append(f"{seg_sets}: train.txt and val.txt are needed (found {len(train)} / {len(val)} ids)")
+        report.fatal.append(
+            f"{seg_sets}: train.txt and val.txt are needed (found {len(train)} / {len(val)} ids)"
+        )
         return report
     report.counts.update({"VOC train": len(train), "VOC val": len(val)})
     images = {p.stem for p in (root / "JPEGImages").glob("*.jpg")}
@@ -137,7 +135,7 @@ def prepare_voc(devkit: str | os.PathLike, sbd: str | os.PathLike | None = None)
             "SegmentationClassAug PNGs for train_aug ids",
             sorted(i for i in train_aug if not (aug_dir / f"{i}.png").is_file()),
         )
-        _write_text_atomic(seg_sets / "train_aug.txt", "".join(f"{i}\n" for i in train_aug))
+        write_text_atomic(seg_sets / "train_aug.txt", "".join(f"{i}\n" for i in train_aug))
         report.written.append(seg_sets / "train_aug.txt")
 
     labelled = sorted(set(train_aug) | voc_seg)
@@ -149,7 +147,7 @@ def prepare_voc(devkit: str | os.PathLike, sbd: str | os.PathLike | None = None)
         else:
             no_xml.append(img_id)
     report.add_missing("Annotations XML", no_xml)
-    _write_text_atomic(root / "cls_labels.json", json.dumps(labels, indent=0, sort_keys=True))
+    write_text_atomic(root / "cls_labels.json", json.dumps(labels, indent=0, sort_keys=True))
     report.written.append(root / "cls_labels.json")
     write_class_names(root / "class_names.txt", VOC_CLASSES)
     report.written.append(root / "class_names.txt")

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from wsss.data.label_io import IGNORE_INDEX, atomic_path, read_label_png
+from wsss.data.label_io import IGNORE_INDEX, read_label_png
+from wsss.fileio import atomic_write
 
 # Largest number of classes: 255 is the ignore index, so class indices stop at 254.
 MAX_CLASSES = IGNORE_INDEX
@@ -321,13 +322,8 @@ def save_json(result: SegmentationResult, path: str | os.PathLike, class_names: 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result.to_dict(class_names), indent=2, allow_nan=False)
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def load_json(path: str | os.PathLike) -> tuple[SegmentationResult, tuple[str, ...]]:

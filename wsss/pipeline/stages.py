@@ -18,6 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from wsss.fileio import write_text_atomic
+
 
 @dataclass
 class Stage:
@@ -110,9 +112,9 @@ class StageRunner:
                     continue
                 stage = self.stages[name]
                 stage.seconds = seconds
-                tmp = self.marker(name).with_suffix(".tmp")
-                tmp.write_text(json.dumps({"seconds": seconds, "command": argv}, indent=1))
-                os.replace(tmp, self.marker(name))
+                write_text_atomic(
+                    self.marker(name), json.dumps({"seconds": seconds, "command": argv}, indent=1)
+                )
                 done.add(name)
                 bar.update(1)
                 tqdm.write(f"[done] {name} in {seconds:.0f} s", file=sys.stdout)

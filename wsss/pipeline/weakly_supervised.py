@@ -26,6 +26,7 @@ from typing import Any
 from mmengine.config import Config
 
 from wsss.data.classes import CLASS_NAMES_FILE, resolve_class_names
+from wsss.fileio import write_text_atomic
 from wsss.pipeline.stages import Stage, python_tool
 
 
@@ -254,12 +255,8 @@ class WeaklySupervisedPipeline:
             "stage_seconds": {name: stage.seconds for name, stage in stages.items()},
             "unit": "percent; classes absent from both ground truth and prediction are null and left out of means",
         }
-        tmp = self.work / ".report.json.tmp"
-        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.work / "report.json")
-        tmp = self.work / ".report.md.tmp"
-        tmp.write_text(self.markdown(report, stages), encoding="utf-8")
-        os.replace(tmp, self.work / "report.md")
+        write_text_atomic(self.work / "report.json", json.dumps(report, indent=2) + "\n")
+        write_text_atomic(self.work / "report.md", self.markdown(report, stages))
         return report
 
     def markdown(self, report: dict[str, Any], stages: Mapping[str, Stage]) -> str:

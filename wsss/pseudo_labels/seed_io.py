@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from wsss.data.label_io import atomic_path
+from wsss.fileio import atomic_write
 
 SEED_SUFFIX = ".npz"
 # Rounding slack allowed above 1 before a map counts as not normalised.
@@ -74,14 +74,9 @@ def save_seeds(path: str | os.PathLike, keys: Sequence[int] | np.ndarray, maps: 
                 "(apply ReLU and divide each map by its maximum)"
             )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, keys=keys, maps=np.clip(maps, 0, 1).astype(np.float16))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def load_seeds(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -28,8 +28,9 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from wsss.data.image_io import read_image
-from wsss.data.label_io import atomic_path, colorize, read_label_png, write_label_png
+from wsss.data.label_io import colorize, read_label_png, write_label_png
 from wsss.evaluation.confusion import ConfusionMatrix, SegmentationResult
+from wsss.fileio import atomic_write
 from wsss.pseudo_labels.crf import ProbCRFSettings, crf_on_probs, import_pydensecrf
 
 OVERLAY_ALPHA = 0.5
@@ -88,13 +89,8 @@ def comparison_panel(image: np.ndarray, pred: np.ndarray, gt: np.ndarray | None 
 def write_rgb_png(path: Path, image: np.ndarray) -> None:
     """Write an ``(H, W, 3)`` uint8 image as PNG, atomically (a temporary name, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
+    with atomic_write(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def reusable_prediction(path: Path, shape: Sequence[int]) -> np.ndarray | None:
