@@ -56,7 +56,12 @@ def test_label_png_rejects_bad_input(tmp_path):
     ("mode", "make"),
     [
         ("L", lambda: Image.fromarray(np.full((5, 6), 100, np.uint8))),
-        ("RGBA", lambda: Image.fromarray(np.dstack([np.full((5, 6, 3), 200, np.uint8), np.full((5, 6), 255, np.uint8)]))),
+        (
+            "RGBA",
+            lambda: Image.fromarray(
+                np.dstack([np.full((5, 6, 3), 200, np.uint8), np.full((5, 6), 255, np.uint8)])
+            ),
+        ),
         ("P", lambda: Image.fromarray(np.full((5, 6), 100, np.uint8)).convert("P")),
         ("I;16", lambda: Image.fromarray(np.full((5, 6), 65535, np.uint16))),
     ],
@@ -95,7 +100,9 @@ def make_voc(root: Path, n: int = 4, size: tuple[int, int] = (40, 48), classes=(
     ids = [f"2008_{i:06d}" for i in range(n)]
     rng = np.random.default_rng(0)
     for i, img_id in enumerate(ids):
-        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(root / "JPEGImages" / f"{img_id}.jpg")
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(
+            root / "JPEGImages" / f"{img_id}.jpg"
+        )
         mask = np.zeros(size, np.uint8)
         mask[:, : size[1] // 2] = 1
         if i % 2:

@@ -52,7 +52,9 @@ def test_prepare_voc_with_sbd_writes_train_aug_labels_and_masks(tmp_path):
     train_aug = (voc / "ImageSets/Segmentation/train_aug.txt").read_text().split()
     assert train_aug == ["2007_000001", "2007_000002", "2008_000010", "2008_000011"]
     labels = json.loads((voc / "cls_labels.json").read_text())
-    assert labels["2007_000001"] == [1, 15] and labels["2008_000010"] == [8, 12] and labels["2007_000003"] == [8]
+    assert (
+        labels["2007_000001"] == [1, 15] and labels["2008_000010"] == [8, 12] and labels["2007_000003"] == [8]
+    )
     assert (voc / "class_names.txt").read_text().splitlines()[20] == "tvmonitor"
     aug = voc / "SegmentationClassAug"
     assert np.all(read_label_png(aug / "2008_000010.png") == 8)  # from SBD

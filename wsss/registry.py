@@ -13,8 +13,12 @@ RUNNER_CONSTRUCTORS = Registry("runner constructor", parent=mm.RUNNER_CONSTRUCTO
 LOOPS = Registry("loop", parent=mm.LOOPS, scope="wsss", locations=["wsss.engine"])
 HOOKS = Registry("hook", parent=mm.HOOKS, scope="wsss", locations=["wsss.engine", "wsss.models"])
 LOG_PROCESSORS = Registry("log processor", parent=mm.LOG_PROCESSORS, scope="wsss")
-DATASETS = Registry("dataset", parent=mm.DATASETS, scope="wsss", locations=["wsss.data.dataset", "wsss.data.cub"])
-DATA_SAMPLERS = Registry("data sampler", parent=mm.DATA_SAMPLERS, scope="wsss", locations=["wsss.data.dataset"])
+DATASETS = Registry(
+    "dataset", parent=mm.DATASETS, scope="wsss", locations=["wsss.data.dataset", "wsss.data.cub"]
+)
+DATA_SAMPLERS = Registry(
+    "data sampler", parent=mm.DATA_SAMPLERS, scope="wsss", locations=["wsss.data.dataset"]
+)
 TRANSFORMS = Registry("transform", parent=mm.TRANSFORMS, scope="wsss", locations=["wsss.data.transforms"])
 FUNCTIONS = Registry("function", parent=mm.FUNCTIONS, scope="wsss", locations=["wsss.data.dataset"])
 MODELS = Registry("model", parent=mm.MODELS, scope="wsss", locations=["wsss.models"])

@@ -11,4 +11,13 @@ from wsss.models.ema import EMATeacher, EMATeacherHook
 from wsss.models.losses import SegCrossEntropy
 from wsss.models.segmenter import Segmenter
 
-__all__ = ["BAS", "BASWSOL", "CAM", "EMATeacher", "EMATeacherHook", "SegCrossEntropy", "SegDataPreprocessor", "Segmenter"]
+__all__ = [
+    "BAS",
+    "BASWSOL",
+    "CAM",
+    "EMATeacher",
+    "EMATeacherHook",
+    "SegCrossEntropy",
+    "SegDataPreprocessor",
+    "Segmenter",
+]
