@@ -21,17 +21,15 @@ import os
 import sys
 from collections.abc import Sequence
 from functools import partial
-from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from wsss.data.classes import resolve_class_names
 from wsss.data.dataset import read_split
 from wsss.data.label_io import read_label_png
-from wsss.evaluation.confusion import format_table
+from wsss.evaluation.confusion import format_table, map_id_chunks
 from wsss.evaluation.seeds import SweepResult, ThresholdSweep, format_curve
 from wsss.fileio import atomic_write
 from wsss.pseudo_labels.seed_io import check_seeds_exist, load_seeds, seed_path
@@ -97,22 +95,10 @@ def run_sweep(
     progress: bool,
 ) -> SweepResult:
     """Sweep every threshold over ``ids``, in chunks spread over ``workers`` processes."""
-    workers = max(1, min(workers, len(ids)))
-    chunk_size = max(1, min(32, math.ceil(len(ids) / (workers * 8))))
-    chunks = [ids[start : start + chunk_size] for start in range(0, len(ids), chunk_size)]
     count_chunk = partial(sweep_chunk, seeds_dir, gt_dir, num_classes, tuple(thresholds))
     total = ThresholdSweep(num_classes, thresholds)
-    with tqdm(total=len(ids), desc="seed sweep", unit="img", disable=not progress) as bar:
-        if workers == 1:
-            for counts, done in map(count_chunk, chunks):
-                total.counts += counts
-                bar.update(done)
-        else:
-            # Leaving the block terminates the pool, so a failing chunk stops the others at once.
-            with Pool(workers) as pool:
-                for counts, done in pool.imap_unordered(count_chunk, chunks):
-                    total.counts += counts
-                    bar.update(done)
+    for counts in map_id_chunks(count_chunk, ids, workers, progress, "seed sweep", max_chunk=32):
+        total.counts += counts
     return total.compute()
 
 

@@ -17,7 +17,7 @@ import math
 import os
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing import Pool
@@ -422,6 +422,35 @@ def _folder_chunk_matrix(
     return total, len(ids)
 
 
+def map_id_chunks(
+    count_chunk: Callable[[Sequence[str]], tuple[Any, int]],
+    ids: Sequence[str],
+    workers: int,
+    progress: bool,
+    desc: str,
+    max_chunk: int = 64,
+) -> Iterator[Any]:
+    """Yield ``count_chunk(chunk)[0]`` for chunks of ``ids``, spread over ``workers`` processes.
+
+    ``count_chunk`` returns (partial result, number of ids done). Several chunks per worker keep the
+    progress bar moving and the load balanced; results arrive in any order, so they must be summable.
+    """
+    workers = max(1, min(workers, len(ids)))
+    chunk_size = max(1, min(max_chunk, math.ceil(len(ids) / (workers * 8))))
+    chunks = [ids[start : start + chunk_size] for start in range(0, len(ids), chunk_size)]
+    with tqdm(total=len(ids), desc=desc, unit="img", disable=not progress) as bar:
+        if workers == 1:
+            for partial_result, done in map(count_chunk, chunks):
+                bar.update(done)
+                yield partial_result
+        else:
+            # Leaving the block terminates the pool, so a failing chunk stops the others at once.
+            with Pool(workers) as pool:
+                for partial_result, done in pool.imap_unordered(count_chunk, chunks):
+                    bar.update(done)
+                    yield partial_result
+
+
 def evaluate_label_folders(
     pred_dir: str | os.PathLike,
     gt_dir: str | os.PathLike,
@@ -442,21 +471,8 @@ def evaluate_label_folders(
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     _check_files_exist(pred_dir, ids, "prediction")
     _check_files_exist(gt_dir, ids, "ground-truth")
-    workers = max(1, min(workers, len(ids)))
-    # Several chunks per worker keep the progress bar moving and the load balanced.
-    chunk_size = max(1, min(64, math.ceil(len(ids) / (workers * 8))))
-    chunks = [ids[start : start + chunk_size] for start in range(0, len(ids), chunk_size)]
     count_chunk = partial(_folder_chunk_matrix, pred_dir, gt_dir, num_classes)
     result = ConfusionMatrix(num_classes)
-    with tqdm(total=len(ids), desc="evaluate", unit="img", disable=not progress) as bar:
-        if workers == 1:
-            for matrix, done in map(count_chunk, chunks):
-                result.matrix += matrix
-                bar.update(done)
-        else:
-            # Leaving the block terminates the pool, so a failing chunk stops the others at once.
-            with Pool(workers) as pool:
-                for matrix, done in pool.imap_unordered(count_chunk, chunks):
-                    result.matrix += matrix
-                    bar.update(done)
+    for matrix in map_id_chunks(count_chunk, ids, workers, progress, "evaluate", max_chunk=64):
+        result.matrix += matrix
     return result
