@@ -209,3 +209,18 @@ def test_pipeline_is_reproducible_from_the_torch_seed():
     first, again, other = run(1), run(1), run(2)
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
+def test_split_lists_in_irn_style_and_class_names_from_a_config(tmp_path):
+    from wsss.data.classes import class_names_from_spec
+    from wsss.data.dataset import read_split
+
+    (tmp_path / "list.txt").write_text("/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png\nimg.v2 3 5\n")
+    assert read_split(tmp_path / "list.txt") == ["2007_000032", "img.v2"]  # only image suffixes are cut
+    make_voc(tmp_path / "data")
+    config = tmp_path / "cfg.py"
+    config.write_text(f"test_dataloader = dict(dataset=dict(data_root={str(tmp_path / 'data')!r}))\n")
+    assert class_names_from_spec(str(config)) == ("background", "cat", "dog")
+    assert class_names_from_spec("voc") == VOC_CLASSES
+    with pytest.raises(FileNotFoundError, match="nope.txt: not voc, coco"):
+        class_names_from_spec(str(tmp_path / "nope.txt"))

@@ -397,9 +397,9 @@ def test_eval_seg_errors(tmp_path: Path) -> None:
 
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
-    with pytest.raises(SystemExit, match="empty.txt is empty"):
+    with pytest.raises(SystemExit, match="empty.txt: split list is empty"):
         eval_seg.main([*base, "--list", str(empty)])
-    with pytest.raises(SystemExit, match="nope.txt not found"):
+    with pytest.raises(SystemExit, match="nope.txt: split list not found"):
         eval_seg.main([*base, "--list", str(tmp_path / "nope.txt")])
 
 

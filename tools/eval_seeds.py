@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from wsss.data.classes import resolve_class_names
+from wsss.data.classes import class_names_from_spec
 from wsss.data.dataset import read_split
 from wsss.data.label_io import read_label_png
 from wsss.evaluation.confusion import format_table, map_id_chunks
@@ -172,7 +172,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--classes",
         required=True,
-        help="'voc', 'coco' or a class_names.txt (one name per line, background first)",
+        help="'voc', 'coco', a class_names.txt (one name per line, background first) or an mmengine config .py",
     )
     parser.add_argument(
         "--thresholds",
@@ -199,8 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.gt.is_dir():
         raise SystemExit(f"error: --gt {args.gt} is not a folder; give the folder of ground-truth PNGs")
     try:
-        class_names = resolve_class_names(args.classes)
-        ids = [Path(image_id).stem for image_id in read_split(args.list)]
+        class_names = class_names_from_spec(args.classes)
+        ids = read_split(args.list)
         check_seeds_exist(args.seeds, ids)
         missing_gt = [image_id for image_id in ids if not (args.gt / f"{image_id}.png").is_file()]
         if missing_gt:

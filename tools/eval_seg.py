@@ -17,53 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from wsss.data.classes import resolve_class_names
+from wsss.data.classes import class_names_from_spec
+from wsss.data.dataset import read_split
 from wsss.evaluation.confusion import evaluate_label_folders, format_table, save_json, usable_cores
-
-
-def read_id_list(path: Path) -> list[str]:
-    """Image ids from a split file: the first token of each non-blank line, reduced to its stem, so
-    both ``2007_000032`` and ``/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png``
-    lines work."""
-    if not path.exists() or path.is_dir():
-        raise SystemExit(f"error: id list {path} not found; give a split file with one image id per line")
-    ids = [
-        Path(line.split()[0]).stem for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
-    if not ids:
-        raise SystemExit(f"error: id list {path} is empty; give a split file with one image id per line")
-    return ids
-
-
-def _config_class_names(path: Path) -> tuple[str, ...]:
-    """Class names of the dataset of an mmengine config (test, then val, then train dataloader)."""
-    from mmengine.config import Config
-
-    cfg = Config.fromfile(str(path))
-    for key in ("test_dataloader", "val_dataloader", "train_dataloader"):
-        dataset = (cfg.get(key) or {}).get("dataset")
-        while isinstance(dataset, dict) and "classes" not in dataset and "data_root" not in dataset:
-            dataset = dataset.get("dataset")  # wrappers such as RepeatDataset
-        if isinstance(dataset, dict):
-            return resolve_class_names(dataset.get("classes"), dataset.get("data_root"))
-    raise SystemExit(
-        f"error: config {path} has no dataloader dataset with `classes` or `data_root`; pass --classes voc|coco|FILE"
-    )
-
-
-def load_class_names(spec: str) -> tuple[str, ...]:
-    """Class names from ``voc``, ``coco``, a class_names.txt file or an mmengine config .py."""
-    if spec.lower() in ("voc", "coco"):
-        return resolve_class_names(spec)
-    path = Path(spec)
-    if not path.is_file():
-        raise SystemExit(f"error: --classes {spec}: not voc, coco or an existing class file / config")
-    try:
-        if path.suffix == ".py":
-            return _config_class_names(path)
-        return resolve_class_names(path)
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -104,9 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for flag, folder in (("--pred", args.pred), ("--gt", args.gt)):
         if not folder.is_dir():
             raise SystemExit(f"error: {flag} {folder} is not a folder")
-    ids = read_id_list(args.list)
-    class_names = load_class_names(args.classes)
     try:
+        ids = read_split(args.list)
+        class_names = class_names_from_spec(args.classes)
         counts = evaluate_label_folders(
             args.pred, args.gt, ids, len(class_names), workers=args.workers, progress=not args.no_progress
         )

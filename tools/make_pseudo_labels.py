@@ -246,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.list is not None:
             # A split listing an id twice still makes one PNG for it.
-            ids = list(dict.fromkeys(Path(image_id).stem for image_id in read_split(args.list)))
+            ids = list(dict.fromkeys(read_split(args.list)))
             check_seeds_exist(args.seeds, ids)
         else:
             ids = list_seed_ids(args.seeds)

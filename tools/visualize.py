@@ -329,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"error: --labels {folder} is not a folder")
     try:
         class_names = resolve_class_names(args.classes, args.images.parent if args.classes is None else None)
-        ids = [Path(image_id).stem for image_id in read_split(args.list)][: args.n]
+        ids = read_split(args.list)[: args.n]
         rows, drawn, seed_columns = build_rows(args, ids, class_names)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None

@@ -83,3 +83,30 @@ def resolve_class_names(
                 "fix the file or drop `classes` from the config so the file decides"
             )
     return tuple(names)
+
+
+def class_names_from_spec(spec: str) -> tuple[str, ...]:
+    """Class names from a command-line value: ``voc``, ``coco``, a class_names.txt or an mmengine config .py.
+
+    A config gives the classes of its test (else val, else train) dataset, from its ``classes`` or
+    the ``class_names.txt`` of its ``data_root``.
+    """
+    if spec.lower() in ("voc", "coco"):
+        return resolve_class_names(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"{spec}: not voc, coco or an existing class_names.txt / config file")
+    if path.suffix != ".py":
+        return read_class_names(path)
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(path))
+    for key in ("test_dataloader", "val_dataloader", "train_dataloader"):
+        dataset = (cfg.get(key) or {}).get("dataset")
+        while isinstance(dataset, dict) and "classes" not in dataset and "data_root" not in dataset:
+            dataset = dataset.get("dataset")  # wrappers such as RepeatDataset
+        if isinstance(dataset, dict):
+            return resolve_class_names(dataset.get("classes"), dataset.get("data_root"))
+    raise ValueError(
+        f"{path}: no dataloader dataset with `classes` or `data_root`; pass voc, coco or a class file"
+    )

@@ -59,14 +59,23 @@ def _first_ids(ids: Sequence[str]) -> str:
 
 
 def read_split(path: str | os.PathLike) -> list[str]:
-    """Ids listed in a split file, one per line (extra columns, as in IRN's label lists, are dropped)."""
+    """Ids listed in a split file, one per line.
+
+    Only the first column counts, and an image path there (``/JPEGImages/2007_000032.jpg``, as in
+    IRN and mmseg lists) is reduced to its id.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: split list not found; create it with one image id per line")
-    ids = [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    ids = [_id_of(line.split()[0]) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not ids:
         raise ValueError(f"{path}: split list is empty; list one image id per line")
     return ids
+
+
+def _id_of(token: str) -> str:
+    name = Path(token).name
+    return Path(name).stem if Path(name).suffix.lower() in IMAGE_SUFFIXES else name
 
 
 def xml_class_indices(path: Path, class_names: Sequence[str]) -> list[int]:
