@@ -19,19 +19,26 @@ from wsss.data.label_io import read_label_png, write_label_png
 from wsss.engine import load_config
 from wsss.localizer.seeds import pending_indices
 from wsss.models.data_preprocessor import IMAGENET_MEAN, IMAGENET_STD
-from wsss.pseudo_labels.seed_io import load_seeds
+from wsss.pseudo_labels.seed_io import load_seeds, save_seeds, seed_path
 from wsss.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
-TOOL = REPO / "tools" / "make_seeds.py"
 BAS_CONFIG = REPO / "configs" / "bas" / "bas_shapes.py"
 CAM_CONFIG = REPO / "configs" / "bas" / "cam_shapes.py"
+TOOL = REPO / "tools" / "make_seeds.py"
 TINY = ["--cfg-options", "model.backbone.name=test_resnet"]
 TRAIN_IDS = [f"tiny_{i:03d}" for i in range(6)]
 
-_spec = importlib.util.spec_from_file_location("wsss_make_seeds_tool", TOOL)
-make_seeds = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_seeds)
+
+def load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(f"wsss_{name}_tool", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_seeds = load_tool("make_seeds")
+fuse_seeds = load_tool("fuse_seeds")
 
 
 @pytest.fixture(autouse=True)
@@ -188,6 +195,44 @@ def test_fuse_cam_is_normalised_sum_of_both_seeds(voc, bas_checkpoint, tmp_path)
         total = bas + cam
         expected = total / total.reshape(len(keys), -1).max(axis=1)[:, None, None]
         assert np.abs(fused - expected).max() < 4e-3
+
+    # Fusing the two seed folders afterwards gives the maps of the in-model fusion.
+    assert fuse_seeds.main(["--seeds", str(tmp_path / "bas"), "--cam", str(tmp_path / "cam"),
+                            "--out", str(tmp_path / "fused_files"), "--no-progress"]) == 0  # fmt: skip
+    for image_id in TRAIN_IDS:
+        keys, in_model = load_seeds(tmp_path / "fused" / f"{image_id}.npz")
+        file_keys, from_files = load_seeds(tmp_path / "fused_files" / f"{image_id}.npz")
+        assert file_keys.tolist() == keys.tolist()
+        assert np.abs(from_files - in_model).max() < 4e-3
+
+
+def test_fuse_seeds_resumes_and_refuses_bad_folders(tmp_path, capsys):
+    def write(folder: Path, image_id: str, keys: list[int], maps: np.ndarray) -> None:
+        save_seeds(seed_path(folder, image_id), np.asarray(keys), maps)
+
+    rng = np.random.default_rng(0)
+    bas, cam, out = tmp_path / "bas", tmp_path / "cam", tmp_path / "out"
+    for image_id, keys in (("a", [2]), ("b", [1, 3])):
+        write(bas, image_id, keys, rng.random((len(keys), 5, 4)))
+        write(cam, image_id, keys, rng.random((len(keys), 5, 4)))
+    args = ["--seeds", str(bas), "--cam", str(cam), "--out", str(out), "--no-progress"]
+    assert fuse_seeds.main(args) == 0
+    _, maps = load_seeds(seed_path(out, "b"))
+    assert np.allclose(maps.reshape(2, -1).max(axis=1), 1.0, atol=1e-3)
+    capsys.readouterr()
+    assert fuse_seeds.main(args) == 0
+    assert capsys.readouterr().out.strip() == f"2 images in {out}: 0 fused, 2 already there"
+
+    with pytest.raises(SystemExit, match="records other settings"):
+        fuse_seeds.main(["--seeds", str(cam), "--cam", str(bas), "--out", str(out), "--no-progress"])
+    write(bas, "c", [4], rng.random((1, 5, 4)))
+    with pytest.raises(SystemExit, match=r"error: .*cam: 1 of 3 listed ids have no seed file \(first: c\)"):
+        fuse_seeds.main([*args[:5], str(tmp_path / "out2"), "--no-progress"])
+    assert not (tmp_path / "out2").exists()
+    write(cam, "c", [5], rng.random((1, 5, 4)))
+    with pytest.raises(SystemExit, match=r"error: .*c\.npz \(classes \[4\].*do not match"):
+        fuse_seeds.main([*args[:5], str(tmp_path / "out3"), "--no-progress"])
+    assert not list((tmp_path / "out3").glob("c*"))
 
 
 def test_bad_inputs_are_one_line_errors(voc, bas_checkpoint, tmp_path):

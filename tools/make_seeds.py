@@ -24,7 +24,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import sys
@@ -38,7 +37,6 @@ from mmengine.config import DictAction
 
 from wsss.engine import load_config
 from wsss.engine.inference import model_from_checkpoint
-from wsss.fileio import atomic_write
 from wsss.localizer.multiscale import DEFAULT_SCALES
 from wsss.localizer.seeds import (
     SeedRunCounts,
@@ -48,9 +46,8 @@ from wsss.localizer.seeds import (
     seed_dataset,
 )
 from wsss.models.bas import MAP_SOURCES
-from wsss.pseudo_labels.seed_io import SEED_SUFFIX
+from wsss.pseudo_labels.seed_io import check_seed_out_dir, write_seed_manifest
 
-MANIFEST_NAME = "seeds.json"
 INPUT_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, pickle.UnpicklingError)
 
 
@@ -160,44 +157,6 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def check_out_dir(out_dir: Path, settings: dict[str, Any]) -> None:
-    """Exit unless ``out_dir`` is new, or holds seeds this tool made with the same settings."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SystemExit(f"error: --out {out_dir} is a file; give a folder for the seed files")
-    manifest = out_dir / MANIFEST_NAME
-    if not manifest.is_file():
-        if out_dir.is_dir() and any(out_dir.glob(f"*{SEED_SUFFIX}")):
-            raise SystemExit(
-                f"error: --out {out_dir} holds seed files but no {MANIFEST_NAME}, so this tool did not make "
-                "them; use a new --out folder"
-            )
-        return
-    try:
-        previous = json.loads(manifest.read_text(encoding="utf-8"))["settings"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise SystemExit(f"error: {manifest} is unreadable ({err}); use a new --out folder") from None
-    if previous != settings:
-        changed = sorted(key for key in settings if previous.get(key) != settings[key])
-        raise SystemExit(
-            f"error: {manifest} records other settings ({', '.join(f'{k}={previous.get(k)!r}' for k in changed)}) "
-            f"than this run ({', '.join(f'{k}={settings[k]!r}' for k in changed)}); "
-            "use a new --out folder for new settings"
-        )
-
-
-def write_manifest(out_dir: Path, settings: dict[str, Any], args: argparse.Namespace) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / MANIFEST_NAME
-    content = {
-        "settings": settings,
-        "config": str(Path(args.config).resolve()),
-        "fuse_cam_config": str(Path(args.fuse_cam[0]).resolve()) if args.fuse_cam else None,
-        "format": "<id>.npz: keys (1-based class indices), maps (float16 K x H x W, each divided by its maximum)",
-    }
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-
-
 def build_models(args: argparse.Namespace, device: torch.device):
     """The localizer, its dataset of --split, and the optional CAM model, all checked against each other."""
     cfg = load_config(args.config, data_root=args.data_root, cfg_options=args.cfg_options)
@@ -247,7 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "LOCAL_RANK", str(args.local_rank)
         )  # the deprecated launcher passes it as an argument
     settings = run_settings(args)
-    check_out_dir(args.out, settings)
+    try:
+        check_seed_out_dir(args.out, settings)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     rank, world_size, device = init_distributed(args.launcher, args.device)
     try:
         try:
@@ -255,7 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except INPUT_ERRORS as err:
             raise SystemExit(f"error: {one_line(err)}") from None
         if rank == 0:
-            write_manifest(args.out, settings, args)
+            write_seed_manifest(
+                args.out,
+                settings,
+                config=str(Path(args.config).resolve()),
+                fuse_cam_config=str(Path(args.fuse_cam[0]).resolve()) if args.fuse_cam else None,
+            )
         seed_settings = SeedSettings(tuple(args.scales), not args.no_flip, args.source)
         try:
             counts = generate_seeds(

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from wsss.localizer.multiscale import DEFAULT_SCALES, fuse_maps, multiscale_class_maps, normalize_maps
-from wsss.pseudo_labels.seed_io import save_seeds, seed_path
+from wsss.pseudo_labels.seed_io import load_seeds, save_seeds, seed_path
 from wsss.registry import DATASETS
 
 
@@ -165,3 +165,37 @@ def generate_seeds(
         )
         written += 1
     return SeedRunCounts(assigned=assigned, written=written, existing=assigned - len(todo))
+
+
+def fuse_seed_files(bas_file: Path, cam_file: Path, out_file: Path) -> None:
+    """Write the authors' CAM + BAS fusion of one image's two seed files (same keys, same size) to ``out_file``.
+
+    Seed maps are already each divided by its maximum, so this is the fusion
+    ``normalise(normalise(CAM) + normalise(BAS))`` of the two localizers' multi-scale maps.
+    """
+    bas_keys, bas_maps = load_seeds(bas_file)
+    cam_keys, cam_maps = load_seeds(cam_file)
+    if not np.array_equal(bas_keys, cam_keys) or bas_maps.shape != cam_maps.shape:
+        raise ValueError(
+            f"{bas_file} (classes {bas_keys.tolist()}, maps {bas_maps.shape}) and {cam_file} (classes "
+            f"{cam_keys.tolist()}, maps {cam_maps.shape}) do not match; fuse seeds of the same split and labels"
+        )
+    fused = fuse_maps(torch.from_numpy(bas_maps), torch.from_numpy(cam_maps))
+    save_seeds(out_file, bas_keys, fused.numpy())
+
+
+def fuse_seed_folders(
+    bas_dir: str | os.PathLike,
+    cam_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    ids: Sequence[str],
+    progress: bool = True,
+) -> SeedRunCounts:
+    """Write ``out_dir/<id>.npz``, the fusion of the BAS and CAM seed files of every id that has none yet."""
+    bas_dir, cam_dir, out_dir = Path(bas_dir), Path(cam_dir), Path(out_dir)
+    todo = [image_id for image_id in ids if not seed_path(out_dir, image_id).is_file()]
+    for image_id in tqdm(todo, desc="fuse seeds", unit="img", disable=not progress):
+        fuse_seed_files(
+            seed_path(bas_dir, image_id), seed_path(cam_dir, image_id), seed_path(out_dir, image_id)
+        )
+    return SeedRunCounts(assigned=len(ids), written=len(todo), existing=len(ids) - len(todo))

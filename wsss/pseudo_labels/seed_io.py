@@ -8,6 +8,7 @@ atomically (temporary name, then ``os.replace``), so a reader never sees half a 
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ import numpy as np
 from wsss.fileio import atomic_write
 
 SEED_SUFFIX = ".npz"
+SEED_MANIFEST = "seeds.json"
+SEED_FORMAT = "<id>.npz: keys (1-based class indices), maps (float16 K x H x W, each divided by its maximum)"
 # Rounding slack allowed above 1 before a map counts as not normalised.
 _NORMALISED_SLACK = 1e-3
 
@@ -144,3 +147,43 @@ def check_seeds_exist(seeds_dir: str | os.PathLike, ids: Sequence[str]) -> None:
             f"{seeds_dir}: {len(missing)} of {len(ids)} listed ids have no seed file (first: {first}); "
             "make seeds for them or fix the list"
         )
+
+
+def check_seed_out_dir(out_dir: str | os.PathLike, settings: dict[str, Any]) -> None:
+    """Raise ValueError unless ``out_dir`` is new, or holds seeds made with the same ``settings``.
+
+    The settings of a folder are those its ``seeds.json`` records; a folder of seed files without one
+    was not made by the toolkit and is refused too, so a resumed run never mixes two kinds of maps.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file; give a folder for the seed files")
+    manifest = out_dir / SEED_MANIFEST
+    if not manifest.is_file():
+        if out_dir.is_dir() and any(out_dir.glob(f"*{SEED_SUFFIX}")):
+            raise ValueError(
+                f"--out {out_dir} holds seed files but no {SEED_MANIFEST}, so this tool did not make "
+                "them; use a new --out folder"
+            )
+        return
+    try:
+        previous = json.loads(manifest.read_text(encoding="utf-8"))["settings"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{manifest} is unreadable ({err}); use a new --out folder") from None
+    if previous != settings:
+        changed = sorted(set(settings) | set(previous), key=str)
+        changed = [key for key in changed if previous.get(key) != settings.get(key)]
+        raise ValueError(
+            f"{manifest} records other settings ({', '.join(f'{k}={previous.get(k)!r}' for k in changed)}) "
+            f"than this run ({', '.join(f'{k}={settings.get(k)!r}' for k in changed)}); "
+            "use a new --out folder for new settings"
+        )
+
+
+def write_seed_manifest(out_dir: str | os.PathLike, settings: dict[str, Any], **extra: Any) -> None:
+    """Write ``out_dir/seeds.json`` atomically: the settings that decide the maps, ``extra`` facts, the format."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    content = {"settings": settings, **extra, "format": SEED_FORMAT}
+    with atomic_write(out_dir / SEED_MANIFEST) as tmp:
+        tmp.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
