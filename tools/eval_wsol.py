@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
 from torch import nn
@@ -38,7 +37,7 @@ from wsss.data.dataset import wsss_collate
 from wsss.engine import load_config
 from wsss.engine.inference import model_from_checkpoint
 from wsss.fileio import atomic_write
-from wsss.localizer.wsol import IOU_CRITERIA, WSOLEvaluator, WSOLResult
+from wsss.localizer.wsol import IOU_CRITERIA, WSOLEvaluator, WSOLResult, prediction_inputs
 from wsss.registry import DATASETS
 
 INPUT_ERRORS = (FileNotFoundError, ValueError, pickle.UnpicklingError)
@@ -129,15 +128,7 @@ def evaluate(
     for batch in tqdm(loader, desc="wsol", unit="batch", disable=not progress):
         data = model.data_preprocessor(batch)
         for output in model.predict(data["inputs"], data["data_samples"]):
-            loc_map = F.interpolate(
-                output["loc_map"][None, None].float(),
-                size=output["ori_shape"],
-                mode="bilinear",
-                align_corners=False,
-            )[0, 0]
-            top5 = output["cls_score"].topk(min(5, output["cls_score"].numel())).indices.tolist()
-            boxes = torch.as_tensor(output["gt_bboxes"]).cpu().numpy()
-            evaluator.update(loc_map.cpu().numpy(), boxes, int(output["gt_label"]), top5)
+            evaluator.update(*prediction_inputs(output))
     return evaluator.compute()
 
 

@@ -3,7 +3,9 @@
 # conv3x3 -> 1024, ReLU, conv3x3, ReLU, conv1x1 -> 200; generator conv3x3 + sigmoid on layer3.
 # L = L_cls + 0.5 L_frg + L_bas + 1.5 L_ac. SGD with Nesterov momentum 0.9, weight decay 5e-4, lr 1e-3
 # for the backbone and 10x for the new heads; 120 epochs, lr x0.1 at epoch 80; batch 32.
-# Evaluate with tools/eval_wsol.py (Top-1/Top-5/GT-known Loc at threshold 0.1, MaxBoxAccV2).
+# Every 10 epochs (and after the last) the Runner validates localization on the test split with WSOLMetric
+# (Top-1/Top-5/GT-known Loc at threshold 0.1, MaxBoxAccV2); tools/eval_wsol.py gives the same figures
+# offline for a checkpoint, with other thresholds or top-k.
 _base_ = [
     "../_base_/datasets/cub.py",
     "../_base_/default_runtime.py",
@@ -24,7 +26,7 @@ model = dict(
 )
 
 max_epochs = 120
-train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=max_epochs)
+train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=max_epochs, val_interval=10)
 optim_wrapper = dict(
     type="OptimWrapper",
     optimizer=dict(type="SGD", lr=1e-3, momentum=0.9, nesterov=True, weight_decay=5e-4),

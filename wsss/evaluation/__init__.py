@@ -1,6 +1,7 @@
-"""Evaluation: confusion matrices and scores, seed threshold sweeps, and the mmengine metric.
+"""Evaluation: confusion matrices and scores, seed threshold sweeps, and the mmengine metrics.
 
-Importing this package registers ``SegIoUMetric`` and ``MultiLabelMAP`` in ``wsss.registry.METRICS``.
+Importing this package registers ``SegIoUMetric``, ``MultiLabelMAP`` and ``WSOLMetric`` in
+``wsss.registry.METRICS``.
 """
 
 from wsss.evaluation.classification import MultiLabelMAP
@@ -16,6 +17,7 @@ from wsss.evaluation.confusion import (
 )
 from wsss.evaluation.metric import SegIoUMetric
 from wsss.evaluation.seeds import DEFAULT_THRESHOLDS, SweepResult, ThresholdSweep, sweep_background_threshold
+from wsss.evaluation.wsol import WSOLMetric
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -25,6 +27,7 @@ __all__ = [
     "SegmentationResult",
     "SweepResult",
     "ThresholdSweep",
+    "WSOLMetric",
     "confusion_matrix",
     "evaluate_label_folders",
     "format_table",

@@ -3,15 +3,21 @@
 Boxes are inclusive pixel boxes ``(x1, y1, x2, y2)``; a box from a map is the bounding box of the
 largest connected component of ``map >= threshold`` (maps min-max normalised first). MaxBoxAccV2 is
 the mean over IoU criteria 0.3 / 0.5 / 0.7 of the best box accuracy over a real threshold sweep.
+
+:class:`WSOLEvaluator` measures each image into a small :class:`ImageHits` record and sums those;
+``tools/eval_wsol.py`` and the mmengine ``WSOLMetric`` share that path and :func:`prediction_inputs`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 IOU_CRITERIA = (0.3, 0.5, 0.7)
 
@@ -62,6 +68,37 @@ class WSOLResult:
     num_images: int
 
 
+def prediction_inputs(sample: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, int, list[int]]:
+    """What :meth:`WSOLEvaluator.update` takes, from a predicted sample of ``BASWSOL.predict``.
+
+    ``loc_map`` is resized (bilinear) to ``ori_shape``, the original image frame where ``gt_bboxes``
+    live, so the test pipeline may only resize the whole image. The top-5 classes come from ``cls_score``.
+    """
+    loc_map = F.interpolate(
+        torch.as_tensor(sample["loc_map"])[None, None].float(),
+        size=tuple(sample["ori_shape"]),
+        mode="bilinear",
+        align_corners=False,
+    )[0, 0]
+    scores = torch.as_tensor(sample["cls_score"])
+    top5 = scores.topk(min(5, scores.numel())).indices.tolist()
+    boxes = torch.as_tensor(sample["gt_bboxes"]).cpu().numpy()
+    return loc_map.cpu().numpy(), boxes, int(sample["gt_label"]), top5
+
+
+@dataclass(frozen=True)
+class ImageHits:
+    """One image's outcome: box IoU per sweep threshold, and the flags at the operating threshold.
+
+    About a kilobyte (100 sweep thresholds), so distributed evaluation gathers these instead of maps.
+    """
+
+    ious: np.ndarray
+    located: bool
+    top1_correct: bool
+    top5_correct: bool
+
+
 class WSOLEvaluator:
     """Streams images and accumulates box hits for every threshold of the sweep in one pass."""
 
@@ -71,18 +108,31 @@ class WSOLEvaluator:
         self.hits = np.zeros((len(IOU_CRITERIA), len(self.thresholds)), dtype=np.int64)
         self.top1_loc = self.top5_loc = self.gt_known_loc = self.top1_cls = self.count = 0
 
-    def update(self, cam: np.ndarray, gt_boxes: np.ndarray, gt_label: int, top5: Sequence[int]) -> None:
-        """Add one image: its class map (any size, same frame as ``gt_boxes``) and predicted top-5 labels."""
+    def measure(self, cam: np.ndarray, gt_boxes: np.ndarray, gt_label: int, top5: Sequence[int]) -> ImageHits:
+        """One image's hits: its class map (any size, same frame as ``gt_boxes``) and predicted top-5 labels."""
         norm = minmax_normalize(cam)
         ious = np.array([box_iou(box_from_map(norm, t), gt_boxes) for t in self.thresholds])
-        for i, criterion in enumerate(IOU_CRITERIA):
-            self.hits[i] += ious >= criterion
         located = box_iou(box_from_map(norm, self.threshold), gt_boxes) >= 0.5
-        self.gt_known_loc += located
-        self.top1_cls += int(top5[0]) == gt_label
-        self.top1_loc += located and int(top5[0]) == gt_label
-        self.top5_loc += located and gt_label in [int(c) for c in top5[:5]]
+        return ImageHits(
+            ious=ious,
+            located=bool(located),
+            top1_correct=int(top5[0]) == gt_label,
+            top5_correct=gt_label in [int(c) for c in top5[:5]],
+        )
+
+    def add(self, image: ImageHits) -> None:
+        """Count one measured image (from :meth:`measure` with the same thresholds)."""
+        for i, criterion in enumerate(IOU_CRITERIA):
+            self.hits[i] += image.ious >= criterion
+        self.gt_known_loc += image.located
+        self.top1_cls += image.top1_correct
+        self.top1_loc += image.located and image.top1_correct
+        self.top5_loc += image.located and image.top5_correct
         self.count += 1
+
+    def update(self, cam: np.ndarray, gt_boxes: np.ndarray, gt_label: int, top5: Sequence[int]) -> None:
+        """Add one image: its class map (any size, same frame as ``gt_boxes``) and predicted top-5 labels."""
+        self.add(self.measure(cam, gt_boxes, gt_label, top5))
 
     def compute(self) -> WSOLResult:
         if self.count == 0:
