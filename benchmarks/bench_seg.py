@@ -1,8 +1,8 @@
 """Benchmark the Segmenter: training images/s, test images/s (one scale, and multi-scale + flip), peak memory.
 
-Builds the model of a segmentation config (default the shapes config: DeepLabV3+ on ResNet-18,
+Builds the model of a segmentation config (default the shapes config: DeepLabV3+ on ResNet-10-T,
 7 classes) with random weights and feeds it random images of --size px with block labels, so no
-dataset is needed. Training runs mmengine's ``train_step`` (forward, loss, backward, SGD step with
+dataset is needed. Training runs mmengine's ``train_step`` (forward, loss, backward, optimizer step with
 the config's optimizer); testing runs ``predict_label``, the per-image path of tools/test.py, at
 one scale and with the six TTA scales plus flip. The first --warmup iterations are not timed.
 Peak memory is the process's ru_maxrss (plus the CUDA allocator's peak on a GPU).

@@ -215,7 +215,9 @@ def test_split_lists_in_irn_style_and_class_names_from_a_config(tmp_path):
     from wsss.data.classes import class_names_from_spec
     from wsss.data.dataset import read_split
 
-    (tmp_path / "list.txt").write_text("/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png\nimg.v2 3 5\n")
+    (tmp_path / "list.txt").write_text(
+        "/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png\nimg.v2 3 5\n"
+    )
     assert read_split(tmp_path / "list.txt") == ["2007_000032", "img.v2"]  # only image suffixes are cut
     make_voc(tmp_path / "data")
     config = tmp_path / "cfg.py"

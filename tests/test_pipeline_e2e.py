@@ -32,7 +32,10 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path, capsys):
     assert 0 <= report["upper_bound_miou"] <= 100
     names = (work / "shapes" / "class_names.txt").read_text().split()
     assert list(report["per_class_iou"]["segmenter"]) == names
-    assert report["pseudo_label_source"]["localizer"] in ("bas", "cam")
+    source = report["pseudo_label_source"]["localizer"]
+    assert set(report["seed_miou"]) == {"bas", "cam", "fused"}
+    assert report["seed_miou"][source] == max(report["seed_miou"].values())  # seeds.source = 'best'
+    assert len(list((work / "seeds_fused").glob("*.npz"))) == 24
     assert len(list((work / "pseudo_labels").glob("*.png"))) == 24
     assert "| pseudo labels (train;" in (work / "report.md").read_text()
     with Image.open(work / "report.png") as figure:

@@ -7,8 +7,9 @@ Stages (each a ``tools/`` command, skipped when done, so a re-run resumes):
     train_bas      BAS from the CAM weights                  | same epochs, same recipe:
     train_cam_more CAM baseline from the same CAM weights    | the same budget for both
     seeds_*        multi-scale + flip seeds of the training images, for BAS and for CAM
-    sweep_*        background-threshold sweep on the labelled images
-    pseudo_labels  BAS seeds at their best threshold (+ dense CRF) -> label PNGs
+    seeds_fused    the BAS authors' fusion of the two: normalise(normalise(CAM) + normalise(BAS))
+    sweep_*        background-threshold sweep of each on the labelled images
+    pseudo_labels  the chosen seeds at their best threshold (+ dense CRF) -> label PNGs
     eval_pseudo    pseudo labels against the ground truth
     train_seg      segmenter on the pseudo labels;  test_seg on val
     train_upper    the same segmenter on ground-truth masks (the upper bound);  test_upper on val
@@ -28,6 +29,9 @@ from mmengine.config import Config
 from wsss.data.classes import CLASS_NAMES_FILE, resolve_class_names
 from wsss.fileio import write_text_atomic
 from wsss.pipeline.stages import Stage, python_tool
+
+SEED_KINDS = ("bas", "cam", "fused")
+SEED_KIND_NAMES = {"bas": "BAS", "cam": "CAM", "fused": "BAS + CAM fused"}
 
 
 def _options(options: Mapping[str, Any]) -> list[str]:
@@ -58,10 +62,8 @@ class WeaklySupervisedPipeline:
         self.cfg = cfg
         self.work = Path(work_dir).resolve()
         self.data_root = Path(data_root).resolve()
-        self.dirs = {
-            name: self.work / name
-            for name in ("cam", "bas", "cam_more", "seeds_bas", "seeds_cam", "pseudo_labels", "seg", "upper")
-        }
+        names = ("cam", "bas", "cam_more", "pseudo_labels", "seg", "upper")
+        self.dirs = {name: self.work / name for name in (*names, *(f"seeds_{k}" for k in SEED_KINDS))}
 
     def split_list(self, split: str) -> Path:
         return self.data_root / "ImageSets" / "Segmentation" / f"{split}.txt"
@@ -94,15 +96,16 @@ class WeaklySupervisedPipeline:
     def seed_source(self) -> tuple[str, float]:
         """The localizer whose seeds become pseudo labels, and its threshold.
 
-        ``seeds.source`` names one (``'bas'`` or ``'cam'``), or ``'best'`` picks the one with the higher
-        swept mIoU on the labelled images, the same images the threshold is chosen on.
+        ``seeds.source`` names one (``'bas'``, ``'cam'`` or ``'fused'``, the BAS authors' choice), or
+        ``'best'`` picks the one with the highest swept mIoU on the labelled images, the same images
+        the threshold is chosen on.
         """
         choice = self.cfg.seeds.get("source", "best")
-        sweeps = {name: read_sweep(self.work / f"seeds_{name}.json") for name in ("bas", "cam")}
+        sweeps = {name: read_sweep(self.work / f"seeds_{name}.json") for name in SEED_KINDS}
         if choice == "best":
             choice = max(sweeps, key=lambda name: sweeps[name][1])
         if choice not in sweeps:
-            raise ValueError(f"seeds.source must be 'bas', 'cam' or 'best', got {choice!r}")
+            raise ValueError(f"seeds.source must be one of {', '.join(SEED_KINDS)} or 'best', got {choice!r}")
         return choice, sweeps[choice][0]
 
     def stages(self, make_dataset: bool) -> list[Stage]:
@@ -149,6 +152,19 @@ class WeaklySupervisedPipeline:
                     f"multi-scale seeds of the {seeds.split} images ({name.upper()})",
                 )
             )  # fmt: skip
+        stages.append(
+            Stage(
+                "seeds_fused",
+                lambda: python_tool(
+                    "fuse_seeds.py", "--seeds", d["seeds_bas"], "--cam", d["seeds_cam"], "--out", d["seeds_fused"],
+                    "--list", self.split_list(seeds.split), "--no-progress",
+                ),
+                ("seeds_bas", "seeds_cam"),
+                "BAS seeds fused with CAM seeds, as the BAS authors do",
+            )
+        )  # fmt: skip
+        for name in SEED_KINDS:
+            out = d[f"seeds_{name}"]
             stages.append(
                 Stage(
                     f"sweep_{name}",
@@ -159,7 +175,7 @@ class WeaklySupervisedPipeline:
                         "--plot", self.work / f"seeds_{name}.png", "--no-progress",
                     ),
                     (f"seeds_{name}",),
-                    f"background-threshold sweep of the {name.upper()} seeds",
+                    f"background-threshold sweep of the {name} seeds",
                 )
             )  # fmt: skip
         crf = ["--crf"] if cfg.pseudo_labels.get("crf", False) else []
@@ -168,7 +184,7 @@ class WeaklySupervisedPipeline:
                 "make_pseudo_labels.py", "--seeds", d[f"seeds_{self.seed_source()[0]}"],
                 "--images", self.data_root / "JPEGImages", "--out", d["pseudo_labels"],
                 "--bg-threshold", self.seed_source()[1], "--list", self.split_list(seeds.split), *crf, "--no-progress"),
-                ("sweep_bas", "sweep_cam"), "pseudo labels from the seeds at their best threshold"),
+                tuple(f"sweep_{name}" for name in SEED_KINDS), "pseudo labels from the seeds at their best threshold"),
             Stage("eval_pseudo", lambda: python_tool(
                 "eval_seg.py", "--pred", d["pseudo_labels"], "--gt", self.data_root / "SegmentationClass",
                 "--list", self.split_list(seeds.split), "--classes", self.class_file(),
@@ -227,7 +243,7 @@ class WeaklySupervisedPipeline:
         def per_class(result: dict[str, Any]) -> dict[str, float | None]:
             return {row["class"]: row["IoU"] for row in result["per_class"]}
 
-        sweeps = {name: load(self.work / f"seeds_{name}.json") for name in ("bas", "cam")}
+        sweeps = {name: load(self.work / f"seeds_{name}.json") for name in SEED_KINDS}
         pseudo = load(self.work / "pseudo_labels.json")
         seg, upper = load(self.work / "segmenter_seg.json"), load(self.work / "segmenter_upper.json")
         source, threshold = self.seed_source()
@@ -246,8 +262,7 @@ class WeaklySupervisedPipeline:
             "upper_bound_miou": upper["mIoU"],
             "segmenter_to_upper_bound": seg["mIoU"] / upper["mIoU"] if upper["mIoU"] else None,
             "per_class_iou": {
-                "seeds_bas": per_class(sweeps["bas"]["best"]),
-                "seeds_cam": per_class(sweeps["cam"]["best"]),
+                **{f"seeds_{name}": per_class(sweep["best"]) for name, sweep in sweeps.items()},
                 "pseudo_labels": per_class(pseudo),
                 "segmenter": per_class(seg),
                 "upper_bound": per_class(upper),
@@ -261,8 +276,7 @@ class WeaklySupervisedPipeline:
 
     def markdown(self, report: dict[str, Any], stages: Mapping[str, Stage]) -> str:
         stage_miou = {
-            "sweep_bas": report["seed_miou"]["bas"],
-            "sweep_cam": report["seed_miou"]["cam"],
+            **{f"sweep_{name}": miou for name, miou in report["seed_miou"].items()},
             "eval_pseudo": report["pseudo_label_miou"],
             "test_seg": report["segmenter_miou"],
             "test_upper": report["upper_bound_miou"],
@@ -281,7 +295,8 @@ class WeaklySupervisedPipeline:
             "| --- | --- |",
             f"| BAS seeds (train, best threshold {report['seed_best_threshold']['bas']:.2f}) | {fmt(report['seed_miou']['bas'])} |",
             f"| CAM seeds, same budget (best threshold {report['seed_best_threshold']['cam']:.2f}) | {fmt(report['seed_miou']['cam'])} |",
-            f"| pseudo labels (train; {report['pseudo_label_source']['localizer'].upper()} seeds at "
+            f"| BAS + CAM fused seeds (best threshold {report['seed_best_threshold']['fused']:.2f}) | {fmt(report['seed_miou']['fused'])} |",
+            f"| pseudo labels (train; {SEED_KIND_NAMES[report['pseudo_label_source']['localizer']]} seeds at "
             f"{report['pseudo_label_source']['bg_threshold']:.2f}, CRF {'on' if report['pseudo_label_source']['crf'] else 'off'}) "
             f"| {fmt(report['pseudo_label_miou'])} |",
             f"| segmenter on pseudo labels (val) | {fmt(report['segmenter_miou'])} |",
@@ -297,7 +312,7 @@ class WeaklySupervisedPipeline:
         for name, stage in stages.items():
             seconds = "-" if stage.seconds is None else f"{stage.seconds:.0f}"
             lines.append(f"| {name} | {stage.description} | {seconds} | {fmt(stage_miou.get(name))} |")
-        columns = ("seeds_bas", "seeds_cam", "pseudo_labels", "segmenter", "upper_bound")
+        columns = ("seeds_bas", "seeds_cam", "seeds_fused", "pseudo_labels", "segmenter", "upper_bound")
         lines += [
             "",
             "## Per-class IoU",
