@@ -54,3 +54,15 @@ def test_failure_stops_dependants_and_names_the_log(tmp_path):
 def test_unknown_dependency_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown stages"):
         StageRunner([Stage("a", writer(tmp_path / "x", "a"), needs=("ghost",))], tmp_path)
+
+
+def test_stages_started_together_share_the_cores_and_a_lone_stage_gets_all(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(4)), raising=False)
+
+    def record(name):
+        code = f"import os; open({str(tmp_path / name)!r}, 'w').write(os.environ['OMP_NUM_THREADS'])"
+        return lambda: [sys.executable, "-c", code]
+
+    stages = [Stage("a", record("a")), Stage("b", record("b")), Stage("c", record("c"), needs=("a", "b"))]
+    StageRunner(stages, tmp_path / "work", jobs=2).run()
+    assert [(tmp_path / name).read_text() for name in "abc"] == ["2", "2", "4"]

@@ -10,8 +10,8 @@ dataset = dict(n_train=500, n_val=100, size=96, seed=0)
 localizer = dict(
     cam_config="configs/bas/cam_shapes.py",
     bas_config="configs/bas/bas_shapes.py",
-    warmup_epochs=12,  # CAM classifier training that both localizers start from
-    epochs=5,  # then BAS, and the CAM baseline, for this many epochs each
+    warmup_epochs=16,  # CAM classifier training that both localizers start from
+    epochs=8,  # then BAS, and the CAM baseline, for this many epochs each
     cfg_options=dict(),
 )
 seeds = dict(
