@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pickle
 import subprocess
@@ -18,7 +17,10 @@ from torchmetrics.classification import MultilabelAveragePrecision
 
 import wsss.evaluation.classification  # noqa: F401  (registers MultiLabelMAP)
 import wsss.models.cam  # noqa: F401  (registers CAM)
+from tools import make_seeds
+from tools import train as train_tool
 from wsss.engine import load_config, load_from_local_safely
+from wsss.engine.launch import TORCHRUN_VARIABLES, join_torchrun_group
 from wsss.evaluation.classification import MultiLabelMAP, average_precision
 from wsss.models.cam import CAM
 from wsss.registry import DATASETS, MODELS
@@ -27,10 +29,6 @@ REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "train.py"
 CAM_SHAPES = REPO / "configs" / "bas" / "cam_shapes.py"
 CAM_VOC = REPO / "configs" / "bas" / "cam_r50_voc.py"
-
-_spec = importlib.util.spec_from_file_location("wsss_train_tool", TOOL)
-train_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_tool)
 
 
 @pytest.fixture
@@ -48,15 +46,6 @@ def tiny_config(tmp_path: Path) -> Path:
         encoding="utf-8",
     )
     return path
-
-
-@pytest.fixture
-def single_thread():
-    """One intra-op thread: on a small shared CPU, thread contention makes tiny models many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def train(config: Path, data_root: Path, work_dir: Path, *extra: str, max_epochs: int = 4) -> None:
@@ -120,7 +109,6 @@ def test_safe_loader_is_mmengine_local_scheme(tmp_path: Path):
 # --- training: resume, load_from, data root ---------------------------------------------------------
 
 
-@pytest.mark.usefixtures("single_thread")
 def test_resume_matches_uninterrupted_run_and_load_from(
     tiny_voc: Path, tiny_config: Path, tmp_path: Path, capsys
 ):
@@ -242,7 +230,6 @@ def test_resume_without_checkpoint_starts_fresh(tiny_config: Path, tmp_path: Pat
 # --- CAM model and the mAP metric -----------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("single_thread")
 def test_cam_maps_logits_and_predict():
     torch.manual_seed(0)
     model = CAM(backbone=dict(name="test_resnet"), num_classes=4).eval()
@@ -299,3 +286,15 @@ def test_average_precision_matches_torchmetrics():
     labels = (torch.rand(50, 6, generator=generator) > 0.6).long()
     reference = MultilabelAveragePrecision(num_labels=6, average=None)(scores, labels)
     torch.testing.assert_close(average_precision(scores, labels).float(), reference, rtol=1e-5, atol=1e-6)
+
+
+def test_torchrun_join_outside_torchrun_names_what_is_missing(monkeypatch, tmp_path):
+    for name in TORCHRUN_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.raises(RuntimeError, match=r"\(RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT missing\)"):
+        join_torchrun_group("cpu")
+    with pytest.raises(SystemExit, match=r"^error: --launcher pytorch needs the environment torchrun sets"):
+        make_seeds.main([str(REPO / "configs/bas/cam_shapes.py"), "x.pth", "--out", str(tmp_path / "seeds"),
+                         "--launcher", "pytorch"])  # fmt: skip
+    assert not (tmp_path / "seeds").exists()

@@ -37,6 +37,7 @@ from mmengine.config import DictAction
 
 from wsss.engine import load_config
 from wsss.engine.inference import model_from_checkpoint
+from wsss.engine.launch import join_torchrun_group
 from wsss.localizer.multiscale import DEFAULT_SCALES
 from wsss.localizer.seeds import (
     SeedRunCounts,
@@ -124,27 +125,6 @@ def one_line(err: BaseException) -> str:
     return lines[-1].split(": ", 1)[-1]
 
 
-def init_distributed(launcher: str, device: str) -> tuple[int, int, torch.device]:
-    """``(rank, world_size, device)``; under ``pytorch`` starts the process group (nccl on CUDA, gloo on CPU)."""
-    if launcher == "none":
-        return 0, 1, torch.device(device)
-    missing = [name for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK") if name not in os.environ]
-    if missing:
-        raise SystemExit(
-            f"error: --launcher pytorch needs the environment torchrun sets ({', '.join(missing)} missing); "
-            "start with python -m torch.distributed.run, or drop --launcher"
-        )
-    local_rank = int(os.environ["LOCAL_RANK"])
-    if device == "cuda":
-        target = torch.device("cuda", local_rank)
-        torch.cuda.set_device(target)
-        dist.init_process_group(backend="nccl", device_id=target)
-    else:
-        target = torch.device("cpu")
-        dist.init_process_group(backend="gloo")
-    return dist.get_rank(), dist.get_world_size(), target
-
-
 def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     """What decides the seeds' values, as recorded in (and compared with) DIR/seeds.json."""
     return {
@@ -210,7 +190,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_seed_out_dir(args.out, settings)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
-    rank, world_size, device = init_distributed(args.launcher, args.device)
+    device, rank, world_size = torch.device(args.device), 0, 1
+    if args.launcher == "pytorch":
+        try:
+            device = join_torchrun_group(args.device)
+        except RuntimeError as err:
+            raise SystemExit(f"error: {err}") from None
+        rank, world_size = dist.get_rank(), dist.get_world_size()
     try:
         try:
             model, dataset, cam_model = build_models(args, device)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
 import sys
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from mmengine.config import Config, DictAction
 from wsss.data.dataset import ImageLabelDataset
 from wsss.engine import load_config
 from wsss.engine.inference import model_from_checkpoint
+from wsss.engine.launch import join_torchrun_group
 from wsss.evaluation.confusion import format_table, save_json
 from wsss.models.segmenter import TTA_SCALES, Segmenter
 from wsss.pseudo_labels.crf import import_pydensecrf
@@ -101,23 +101,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def start_process_group(device: str) -> torch.device:
-    """Join the process group torchrun describes; returns this rank's device."""
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    target = torch.device("cuda", local_rank) if device == "cuda" else torch.device("cpu")
-    if not dist.is_initialized():
-        if device == "cuda":
-            torch.cuda.set_device(target)
-        try:
-            dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
-        except ValueError as err:
-            raise SystemExit(
-                f"error: --launcher pytorch needs the environment torchrun sets ({err}); start the tool with "
-                "python -m torch.distributed.run --nproc_per_node N tools/test.py ... --launcher pytorch"
-            ) from None
-    return target
-
-
 def build_dataset(cfg: Config, split: str | None, predict_only: bool) -> ImageLabelDataset:
     """The test dataset of ``cfg`` (built directly, so its errors keep their own one-line message)."""
     dataset_cfg = dict((cfg.get("test_dataloader") or {}).get("dataset") or {})
@@ -194,7 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
     distributed = args.launcher == "pytorch"
-    device = start_process_group(args.device) if distributed else torch.device(args.device)
+    try:
+        device = join_torchrun_group(args.device) if distributed else torch.device(args.device)
+    except RuntimeError as err:
+        raise SystemExit(f"error: {err}") from None
     try:
         model = build_model(cfg, args.checkpoint, device)
         dataset = build_dataset(cfg, args.split, args.predict_only)

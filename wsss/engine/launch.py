@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 
 import torch
 import torch.distributed as dist
@@ -34,3 +35,31 @@ def prepare_launcher(cfg: Config, launcher: str) -> None:
         timeout = cfg.env_cfg.dist_cfg.get("timeout")
         extra = {"timeout": datetime.timedelta(seconds=timeout)} if timeout is not None else {}
         dist.init_process_group(backend="gloo", **extra)
+
+
+TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def join_torchrun_group(device: str) -> torch.device:
+    """Join the process group torchrun describes (nccl on CUDA, gloo on CPU); returns this rank's device.
+
+    For the tools that run their own loops (seeds, testing) rather than mmengine's Runner. Raises
+    RuntimeError naming the missing variables when the process was not started by torchrun.
+    """
+    missing = [name for name in TORCHRUN_VARIABLES if name not in os.environ]
+    if missing:
+        raise RuntimeError(
+            f"--launcher pytorch needs the environment torchrun sets ({', '.join(missing)} missing); start "
+            "the tool with python -m torch.distributed.run --nproc_per_node N ... --launcher pytorch"
+        )
+    if device == "cuda":
+        target = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(target)
+    else:
+        target = torch.device("cpu")
+    if not dist.is_initialized():
+        if device == "cuda":
+            dist.init_process_group(backend="nccl", device_id=target)
+        else:
+            dist.init_process_group(backend="gloo")
+    return target
