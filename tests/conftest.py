@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny dataset in VOC layout for tests that train or evaluate end to end."""
+"""Shared fixtures: one torch thread per test, and a tiny dataset in VOC layout for end-to-end tests."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from wsss.data.classes import write_class_names
@@ -15,6 +16,15 @@ TINY_CLASSES = ("background", "disc", "bar")
 TINY_SIZE = 48
 TINY_TRAIN = 6
 TINY_VAL = 2
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """One intra-op thread: on a small shared CPU, thread contention makes tiny models many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,6 +13,8 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from PIL import Image
 
+from tools import eval_wsol
+from tools import train as train_tool
 from wsss.engine import load_config
 from wsss.models.bas_wsol import BASWSOL
 from wsss.registry import MODELS
@@ -41,21 +42,6 @@ IMAGES = [
     (100, 50, 10, 5, 25, 30, 1, 0),
     (64, 48, 10, 10, 30, 20, 2, 1),
 ]
-
-_spec = importlib.util.spec_from_file_location("wsss_eval_wsol_tool", TOOL)
-eval_wsol = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(eval_wsol)
-_train_spec = importlib.util.spec_from_file_location("wsss_train_tool_for_wsol", REPO / "tools" / "train.py")
-train_tool = importlib.util.module_from_spec(_train_spec)
-_train_spec.loader.exec_module(train_tool)
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import struct
@@ -16,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tools import eval_seg
 from wsss.data.label_io import read_label_png, write_label_png
 from wsss.evaluation import (
     ConfusionMatrix,
@@ -33,16 +33,6 @@ from wsss.registry import METRICS
 
 REPO = Path(__file__).resolve().parents[1]
 VOC_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "voc-sample"
-
-
-def _load_eval_seg():
-    spec = importlib.util.spec_from_file_location("eval_seg_tool", REPO / "tools" / "eval_seg.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-eval_seg = _load_eval_seg()
 
 # 3 classes; one ignored pixel (255) and one out-of-range prediction (7 -> background).
 GT = np.array([[0, 1, 255], [2, 1, 0]])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 from PIL import Image
 
+from tools import fuse_seeds, make_seeds
 from wsss.data.label_io import read_label_png, write_label_png
 from wsss.engine import load_config
 from wsss.localizer.seeds import pending_indices
@@ -28,26 +28,6 @@ CAM_CONFIG = REPO / "configs" / "bas" / "cam_shapes.py"
 TOOL = REPO / "tools" / "make_seeds.py"
 TINY = ["--cfg-options", "model.backbone.name=test_resnet"]
 TRAIN_IDS = [f"tiny_{i:03d}" for i in range(6)]
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"wsss_{name}_tool", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_seeds = load_tool("make_seeds")
-fuse_seeds = load_tool("fuse_seeds")
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: on a small shared CPU, thread contention makes tiny models many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import subprocess
@@ -14,6 +13,7 @@ import pycocotools.mask as mask_utils
 import pytest
 from PIL import Image
 
+from tools import prepare_coco
 from wsss.data.classes import COCO_CLASSES, read_class_names
 from wsss.data.label_io import read_label_png
 
@@ -21,9 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "prepare_coco.py"
 COCO_MINI = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "coco-mini"
 
-_spec = importlib.util.spec_from_file_location("prepare_coco", TOOL)
-prepare_coco = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(prepare_coco)
 
 H, W = 30, 40
 # Raw ids 1, 5, 90 -> indices 1, 2, 3 (listed out of order on purpose).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import subprocess
@@ -10,29 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from torch.utils.data import DataLoader
 
 import wsss.data.dataset as dataset_module
+from tools import train as train_tool
 from wsss.data.dataset import ImageLabelDataset
 from wsss.engine import load_from_local_safely
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_TOOL = REPO / "tools" / "train.py"
 SEG_SHAPES = REPO / "configs" / "seg" / "deeplabv3plus_shapes.py"
-
-_spec = importlib.util.spec_from_file_location("wsss_train_tool_seg", TRAIN_TOOL)
-train_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_tool)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run far faster on one thread than on two contended ones (shared CPUs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -25,15 +25,6 @@ ENCODER = "tu-test_resnet"  # timm's 0.4M-parameter ResNet made for tests
 NUM_CLASSES = 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run far faster on one thread than on two contended ones (shared CPUs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_segmenter(**kwargs) -> Segmenter:
     torch.manual_seed(0)
     kwargs.setdefault("decoder_channels", 32)

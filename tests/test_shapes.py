@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from collections import Counter
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tools import make_shapes
 from wsss.data.classes import read_class_names
 from wsss.data.label_io import read_label_png
 from wsss.data.shapes import (
@@ -24,9 +24,6 @@ from wsss.data.shapes import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("make_shapes", REPO / "tools" / "make_shapes.py")
-make_shapes = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_shapes)
 
 SEED, SIZE, N_TRAIN, N_VAL = 7, 64, 48, 16
 NUM_CLASSES = len(SHAPES_CLASSES)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 from PIL import Image
 
+from tools import test as test_tool
 from wsss.engine import load_config
 from wsss.evaluation.confusion import ConfusionMatrix, evaluate_label_folders
 from wsss.models.segmenter import TTA_SCALES
@@ -34,19 +34,6 @@ TINY_MODEL = {"model.encoder_name": "tu-test_resnet", "model.decoder_channels": 
 TEST_HEIGHT, TEST_WIDTH = 32, 48
 IMAGENET_MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
 IMAGENET_STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
-
-_spec = importlib.util.spec_from_file_location("wsss_test_tool", TOOL)
-test_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(test_tool)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run far faster on one thread than on two contended ones (shared CPUs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

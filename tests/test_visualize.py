@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tools import visualize
 from wsss.data.label_io import VOC_PALETTE, read_label_png
 from wsss.pseudo_labels.seed_io import save_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "visualize.py"
 CELL = 96
-
-_spec = importlib.util.spec_from_file_location("wsss_visualize_tool", TOOL)
-visualize = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = visualize  # its dataclasses look their module up there
-_spec.loader.exec_module(visualize)
 
 
 @pytest.fixture
