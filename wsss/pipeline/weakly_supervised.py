@@ -182,12 +182,18 @@ class WeaklySupervisedPipeline:
                 )
             )  # fmt: skip
         crf = ["--crf"] if cfg.pseudo_labels.get("crf", False) else []
+
+        def pseudo_labels_command() -> list[str]:
+            source, threshold = self.seed_source()
+            return python_tool(
+                "make_pseudo_labels.py", "--seeds", d[f"seeds_{source}"], "--images", self.data_root / "JPEGImages",
+                "--out", d["pseudo_labels"], "--bg-threshold", threshold, "--list", self.split_list(seeds.split),
+                *crf, "--no-progress",
+            )  # fmt: skip
+
         stages += [
-            Stage("pseudo_labels", lambda: python_tool(
-                "make_pseudo_labels.py", "--seeds", d[f"seeds_{self.seed_source()[0]}"],
-                "--images", self.data_root / "JPEGImages", "--out", d["pseudo_labels"],
-                "--bg-threshold", self.seed_source()[1], "--list", self.split_list(seeds.split), *crf, "--no-progress"),
-                tuple(f"sweep_{name}" for name in SEED_KINDS), "pseudo labels from the seeds at their best threshold"),
+            Stage("pseudo_labels", pseudo_labels_command, tuple(f"sweep_{name}" for name in SEED_KINDS),
+                  "pseudo labels from the seeds at their best threshold"),
             Stage("eval_pseudo", lambda: python_tool(
                 "eval_seg.py", "--pred", d["pseudo_labels"], "--gt", self.data_root / "SegmentationClass",
                 "--list", self.split_list(seeds.split), "--classes", self.class_file(),
