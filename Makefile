@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(PY) tools/run_pipeline.py --work-dir $(WORK_DIR)
+	$(PY) -m wsss.cli.run_pipeline configs/pipeline/shapes.py --work-dir $(WORK_DIR)
 
 test: install
 	$(PY) -m pytest -q

@@ -6,7 +6,7 @@
     classifier at every forward. Both start from the same weights, see the same batch and draw the
     same classes; their first-step losses are printed side by side as a check. The two take turns
     for --rounds rounds and each one's best round counts.
-(b) Seed generation images/s (``wsss.localizer.seeds.generate_seeds``: 4 scales + flips, one .npz
+(b) Seed generation images/s (``wsss.localize.seeds.generate_seeds``: 4 scales + flips, one .npz
     per image) on --seed-images random images.
 (c) Peak memory (RSS high-water mark, VmHWM) of seed generation over 100 and 1,000 tiny images
     with a random --memory-backbone model, each count in a fresh subprocess, with the RSS just
@@ -35,8 +35,8 @@ import torch
 from PIL import Image
 
 from wsss.data.dataset import ImageLabelDataset
-from wsss.localizer.seeds import generate_seeds
-from wsss.models.bas import BAS
+from wsss.localize.bas import BAS
+from wsss.localize.seeds import generate_seeds
 
 BENCH_CLASSES = 21
 

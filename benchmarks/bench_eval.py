@@ -28,7 +28,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from wsss.data.label_io import IGNORE_INDEX, write_label_png
-from wsss.evaluation.confusion import evaluate_label_folders, usable_cores
+from wsss.evaluation.folders import evaluate_label_folders
+from wsss.parallel import usable_cores
 
 NUM_CLASSES = 21
 HEIGHT, WIDTH = 375, 500

@@ -22,11 +22,11 @@ from collections.abc import Callable, Sequence
 import torch
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
-
-from wsss.engine import load_config
-from wsss.models.segmenter import TTA_SCALES, Segmenter
-from wsss.registry import MODELS
 from wsss.segmenter import predict_label
+
+from wsss.engine.config import load_config
+from wsss.registry import MODELS
+from wsss.segment.model import TTA_SCALES, Segmenter
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

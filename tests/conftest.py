@@ -1,7 +1,9 @@
-"""Shared fixtures: one torch thread per test, and a tiny dataset in VOC layout for end-to-end tests."""
+"""Shared fixtures: one torch thread per test, a tiny dataset in VOC layout, and the tools' error check."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,8 @@ from PIL import Image
 
 from wsss.data.classes import write_class_names
 from wsss.data.label_io import write_label_png
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # as the tools do: no network at import
 
 TINY_CLASSES = ("background", "disc", "bar")
 TINY_SIZE = 48
@@ -55,3 +59,19 @@ def tiny_voc(tmp_path: Path) -> Path:
     (split_dir / "train.txt").write_text("".join(f"{i}\n" for i in ids[:TINY_TRAIN]), encoding="utf-8")
     (split_dir / "val.txt").write_text("".join(f"{i}\n" for i in ids[TINY_TRAIN:]), encoding="utf-8")
     return root
+
+
+@pytest.fixture
+def tool_error(capsys):
+    """Check a tool's exit: code 2 and exactly one ``error: ...`` line on stderr (matching ``match``); returns it."""
+
+    def check(code: int, match: str | None = None) -> str:
+        captured = capsys.readouterr()
+        lines = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+        assert code == 2, f"exit code {code}; stderr: {captured.err}"
+        assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+        if match is not None:
+            assert re.search(match, lines[0]), f"{match!r} not in {lines[0]!r}"
+        return lines[0]
+
+    return check

@@ -9,14 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wsss.models.bas import (
+from wsss.localize.bas import (
     BAS,
     background_suppression_loss,
     draw_positive_classes,
     multilabel_softmax_loss,
     resize_map,
 )
-from wsss.models.bas_wsol import BASWSOL, single_labels
+from wsss.localize.bas_wsol import BASWSOL, single_labels
 from wsss.registry import MODELS
 
 SIZE = 64

@@ -162,7 +162,10 @@ def test_dataset_bad_input_errors(tmp_path):
     with pytest.raises(ValueError, match="empty.txt: split list is empty"):
         ImageLabelDataset(tmp_path, split="empty")
     (split / "ghost.txt").write_text("no_such_image\n")
-    with pytest.raises(FileNotFoundError, match="no_such_image.jpg: image listed in split 'ghost' not found"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"JPEGImages: no image for 1 of 1 ids of split 'ghost' \(first: no_such_image\)",
+    ):
         ImageLabelDataset(tmp_path, split="ghost")
     with pytest.raises(ValueError, match="lists 3 classes but the config gives 21"):
         ImageLabelDataset(tmp_path, split="train", classes="voc")

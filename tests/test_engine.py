@@ -12,17 +12,18 @@ import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer
-from mmengine.runner import Runner
 from torchmetrics.classification import MultilabelAveragePrecision
 
-import wsss.evaluation.classification  # noqa: F401  (registers MultiLabelMAP)
-import wsss.models.cam  # noqa: F401  (registers CAM)
-from tools import make_seeds
-from tools import train as train_tool
-from wsss.engine import load_config, load_from_local_safely
+from wsss.cli import make_seeds
+from wsss.cli import train as train_tool
+from wsss.engine.checkpoint import install_safe_checkpoint_loader, load_from_local_safely
+from wsss.engine.config import load_config
 from wsss.engine.launch import TORCHRUN_VARIABLES, join_torchrun_group
-from wsss.evaluation.classification import MultiLabelMAP, average_precision
-from wsss.models.cam import CAM
+from wsss.engine.runner import WSSSRunner
+from wsss.engine.training import build_train_config, check_start, choose_start
+from wsss.evaluation.classification import average_precision
+from wsss.evaluation.metrics import MultiLabelMAP
+from wsss.localize.cam import CAM
 from wsss.registry import DATASETS, MODELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,11 +49,11 @@ def tiny_config(tmp_path: Path) -> Path:
     return path
 
 
-def train(config: Path, data_root: Path, work_dir: Path, *extra: str, max_epochs: int = 4) -> None:
+def train(config: Path, data_root: Path, work_dir: Path, *extra: str, max_epochs: int = 4) -> int:
     """Run tools/train.py in this process (seed 3); a unique experiment name keeps mmengine's loggers apart."""
     name = f"{work_dir.name}_{max_epochs}_{len(extra)}"
-    train_tool.main([str(config), "--data-root", str(data_root), "--work-dir", str(work_dir), "--seed", "3", *extra,
-                     "--cfg-options", f"train_cfg.max_epochs={max_epochs}", f"experiment_name={name}"])  # fmt: skip
+    return train_tool.main([str(config), "--data-root", str(data_root), "--work-dir", str(work_dir), "--seed", "3",
+                            *extra, "--cfg-options", f"train_cfg.max_epochs={max_epochs}", f"experiment_name={name}"])  # fmt: skip
 
 
 def model_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -98,10 +99,16 @@ def test_safe_loader_refuses_code_execution(tmp_path: Path):
             load_from_local_safely(str(sneaky))
 
 
-def test_safe_loader_is_mmengine_local_scheme(tmp_path: Path):
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    assert CheckpointLoader._get_checkpoint_loader(str(tmp_path / "any.pth")) is load_from_local_safely
+def test_safe_loader_becomes_mmengine_local_scheme_only_when_installed(tmp_path: Path):
+    code = (
+        "from mmengine.runner.checkpoint import CheckpointLoader, load_from_local\n"
+        "import wsss.engine.checkpoint as c, wsss.engine.training, wsss.engine.runner, wsss.cli.train\n"
+        "assert CheckpointLoader._get_checkpoint_loader('x.pth') is load_from_local  # importing changed nothing\n"
+        "c.install_safe_checkpoint_loader()\n"
+        "assert CheckpointLoader._get_checkpoint_loader('x.pth') is c.load_from_local_safely\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
     with pytest.raises(FileNotFoundError, match="missing.pth: checkpoint not found"):
         load_from_local_safely(str(tmp_path / "missing.pth"))
 
@@ -133,17 +140,21 @@ def test_resume_matches_uninterrupted_run_and_load_from(
     losses = checkpoint["message_hub"]["log_scalars"]["train/loss"]
     assert isinstance(losses, HistoryBuffer) and len(losses.data[0]) == 8 and losses.mean() > 0
 
-    # --load-from puts the weights into a fresh model (--amp on a CPU-only machine warns and stays fp32).
-    args = train_tool.parse_args([str(tiny_config), "--data-root", str(tiny_voc), "--work-dir", str(tmp_path / "load"),
-                                  "--load-from", str(straight / "epoch_4.pth"), "--amp",
-                                  "--cfg-options", "experiment_name=load_from"])  # fmt: skip
-    cfg = train_tool.build_train_config(args)
+    # --load-from (a work dir: its final checkpoint) puts the weights into a fresh model; --amp on a
+    # CPU-only machine notes that it stays fp32.
+    cfg, notes = build_train_config(
+        tiny_config, tmp_path / "load", tiny_voc, {"experiment_name": "load_from"}, amp=True
+    )
     if torch.cuda.is_available():
         assert cfg.optim_wrapper.type == "AmpOptimWrapper"
     else:
-        assert cfg.optim_wrapper.type == "OptimWrapper"
-        assert "warning: --amp needs CUDA" in capsys.readouterr().err
-    runner = Runner.from_cfg(cfg)
+        assert cfg.optim_wrapper.type == "OptimWrapper" and "--amp needs CUDA" in notes[0]
+    start = choose_start(cfg, None, str(straight))
+    assert start.checkpoint == straight / "epoch_4.pth" and not start.resume
+    install_safe_checkpoint_loader()
+    runner = WSSSRunner.from_cfg(cfg)
+    total = len(runner.model.state_dict())
+    assert check_start(runner.model, start).endswith(f"({total} of the model's {total} tensors)")
     runner.load_or_resume()
     assert not cfg.resume
     loaded = runner.model.state_dict()
@@ -196,35 +207,27 @@ def test_missing_config_is_one_line_error(tmp_path: Path):
     result = subprocess.run(
         [sys.executable, str(TOOL), str(missing)], capture_output=True, text=True, timeout=120
     )
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {missing}: config file not found; "
                                                   "give a path such as configs/bas/cam_shapes.py"]  # fmt: skip
 
 
 def test_missing_data_root_and_broken_dataset_are_one_line_errors(
-    tiny_config: Path, tiny_voc: Path, tmp_path: Path
+    tiny_config: Path, tiny_voc: Path, tmp_path: Path, tool_error
 ):
-    with pytest.raises(SystemExit) as exc:
-        train_tool.main([str(tiny_config), "--data-root", str(tmp_path / "absent")])
-    assert str(exc.value).startswith(f"error: {tmp_path / 'absent'}: data root not found")
-
+    code = train_tool.main([str(tiny_config), "--data-root", str(tmp_path / "absent")])
+    tool_error(code, f"^error: {tmp_path / 'absent'}: data root not found")
     (tiny_voc / "ImageSets" / "Segmentation" / "train.txt").unlink()
-    with pytest.raises(SystemExit) as exc:
-        train(tiny_config, tiny_voc, tmp_path / "broken")
-    message = str(exc.value)
-    assert message.startswith("error: ") and "\n" not in message
-    assert f"{tiny_voc / 'ImageSets' / 'Segmentation' / 'train.txt'}: split list not found" in message
-
-    with pytest.raises(SystemExit) as exc:
-        train_tool.main([str(tiny_config), "--resume", str(tmp_path / "none.pth")])
-    assert "none.pth: checkpoint for --resume not found" in str(exc.value)
+    tool_error(train(tiny_config, tiny_voc, tmp_path / "broken"), "train.txt: split list not found")
+    code = train_tool.main([str(tiny_config), "--resume", str(tmp_path / "none.pth")])
+    tool_error(code, "none.pth: checkpoint not found")
 
 
-def test_resume_without_checkpoint_starts_fresh(tiny_config: Path, tmp_path: Path, capsys):
-    args = train_tool.parse_args([str(tiny_config), "--resume", "--work-dir", str(tmp_path / "empty")])
-    cfg = train_tool.build_train_config(args)
-    assert not cfg.resume and cfg.load_from is None
-    assert f"warning: no checkpoint in {tmp_path / 'empty'} to resume from" in capsys.readouterr().err
+def test_resume_without_checkpoint_starts_fresh(tiny_config: Path, tmp_path: Path):
+    cfg, _ = build_train_config(tiny_config, tmp_path / "empty")
+    start = choose_start(cfg, "auto", None)
+    assert start.checkpoint is None and not cfg.resume and cfg.load_from is None
+    assert f"no checkpoint in {tmp_path / 'empty'} to resume from" in start.notes[0]
 
 
 # --- CAM model and the mAP metric -----------------------------------------------------------------------
@@ -288,13 +291,13 @@ def test_average_precision_matches_torchmetrics():
     torch.testing.assert_close(average_precision(scores, labels).float(), reference, rtol=1e-5, atol=1e-6)
 
 
-def test_torchrun_join_outside_torchrun_names_what_is_missing(monkeypatch, tmp_path):
+def test_torchrun_join_outside_torchrun_names_what_is_missing(monkeypatch, tmp_path, tool_error):
     for name in TORCHRUN_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LOCAL_RANK", "0")
-    with pytest.raises(RuntimeError, match=r"\(RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT missing\)"):
+    with pytest.raises(ValueError, match=r"\(RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT missing\)"):
         join_torchrun_group("cpu")
-    with pytest.raises(SystemExit, match=r"^error: --launcher pytorch needs the environment torchrun sets"):
-        make_seeds.main([str(REPO / "configs/bas/cam_shapes.py"), "x.pth", "--out", str(tmp_path / "seeds"),
-                         "--launcher", "pytorch"])  # fmt: skip
+    code = make_seeds.main([str(REPO / "configs/bas/cam_shapes.py"), "x.pth", "--out", str(tmp_path / "seeds"),
+                            "--launcher", "pytorch"])  # fmt: skip
+    tool_error(code, r"^error: --launcher pytorch needs the environment torchrun sets")
     assert not (tmp_path / "seeds").exists()

@@ -13,10 +13,10 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from PIL import Image
 
-from tools import eval_wsol
-from tools import train as train_tool
-from wsss.engine import load_config
-from wsss.models.bas_wsol import BASWSOL
+from wsss.cli import eval_wsol
+from wsss.cli import train as train_tool
+from wsss.engine.config import load_config
+from wsss.localize.bas_wsol import BASWSOL
 from wsss.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,9 +80,9 @@ def checkpoint(tmp_path: Path) -> Path:
     return path
 
 
-def evaluate(cub: Path, checkpoint: Path, *extra: str, config: Path = CONFIG) -> None:
+def evaluate(cub: Path, checkpoint: Path, *extra: str, config: Path = CONFIG) -> int:
     """Run the tool in this process; ``extra`` comes last, so its --cfg-options win."""
-    eval_wsol.main([str(config), str(checkpoint), "--data-root", str(cub), "--device", "cpu", "--no-progress",
+    return eval_wsol.main([str(config), str(checkpoint), "--data-root", str(cub), "--device", "cpu", "--no-progress",
                     *TINY_ARGS, *extra])  # fmt: skip
 
 
@@ -151,15 +151,15 @@ def test_runner_validation_measures_boxes_in_the_original_frame(cub, tmp_path, m
     assert metrics == {f"wsol/{key}": pytest.approx(100.0) for key in METRIC_KEYS}
 
 
-def test_bad_inputs(cub, checkpoint, tmp_path):
-    with pytest.raises(SystemExit, match=f"error: {tmp_path / 'nope.pth'}: checkpoint not found"):
-        evaluate(cub, tmp_path / "nope.pth")
-    with pytest.raises(SystemExit, match=r"bas_wsol.pth: tensor .* has shape .*another class count"):
-        evaluate(cub, checkpoint, "--cfg-options", "model.num_classes=3")
+def test_bad_inputs(tool_error, cub, checkpoint, tmp_path):
+    tool_error(evaluate(cub, tmp_path / "nope.pth"), f"error: {tmp_path / 'nope.pth'}: checkpoint not found")
+    tool_error(
+        evaluate(cub, checkpoint, "--cfg-options", "model.num_classes=3"),
+        r"bas_wsol.pth: tensor .* has shape .*another class count",
+    )
     cropping = tmp_path / "cropping.py"
     cropping.write_text(
         f"_base_ = [{str(CONFIG)!r}]\n"
         "wsol_test_dataloader = dict(dataset=dict(pipeline=[dict(type='CenterCrop', height=8, width=8)]))\n"
     )
-    with pytest.raises(SystemExit, match="the test pipeline has CenterCrop, which move"):
-        evaluate(cub, checkpoint, config=cropping)
+    tool_error(evaluate(cub, checkpoint, config=cropping), "the test pipeline has CenterCrop, which move")

@@ -15,20 +15,12 @@ import pytest
 import torch
 from PIL import Image
 
-from tools import eval_seg
-from wsss.data.label_io import read_label_png, write_label_png
-from wsss.evaluation import (
-    ConfusionMatrix,
-    SegIoUMetric,
-    ThresholdSweep,
-    confusion_matrix,
-    format_table,
-    load_json,
-    save_json,
-    sweep_background_threshold,
-)
-from wsss.evaluation.confusion import read_label_fast
-from wsss.evaluation.seeds import format_curve
+from wsss.cli import eval_seg
+from wsss.data.label_io import read_label_fast, read_label_png, write_label_png
+from wsss.evaluation.confusion import ConfusionMatrix, confusion_matrix
+from wsss.evaluation.metrics import SegIoUMetric
+from wsss.evaluation.seeds import ThresholdSweep, format_curve, sweep_background_threshold
+from wsss.evaluation.tables import format_table, load_json, save_json
 from wsss.registry import METRICS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -371,26 +363,28 @@ def test_eval_seg_classes_from_config(tmp_path: Path, capsys) -> None:
     assert "| c " in capsys.readouterr().out
 
 
-def test_eval_seg_errors(tmp_path: Path) -> None:
+def test_eval_seg_errors(tool_error, tmp_path: Path) -> None:
     pred, gt, id_list, _ = write_folders(tmp_path)
     base = ["--pred", str(pred), "--gt", str(gt), "--classes", str(tmp_path / "classes.txt"), "--no-progress"]
 
     (pred / "2007_000001.png").unlink()
     (pred / "2007_000003.png").unlink()
-    with pytest.raises(SystemExit, match=r"2 of 5 prediction PNGs are missing .*2007_000001, 2007_000003"):
-        eval_seg.main([*base, "--list", str(id_list)])
+    tool_error(
+        eval_seg.main([*base, "--list", str(id_list)]),
+        r"2 of 5 prediction PNGs are missing .*2007_000001, 2007_000003",
+    )
 
     write_label_png(pred / "2007_000001.png", np.zeros((40, 56), np.uint8))
     write_label_png(pred / "2007_000003.png", np.zeros((41, 56), np.uint8))
-    with pytest.raises(SystemExit, match=r"2007_000003\.png: prediction is 41x56 .* is 40x56"):
-        eval_seg.main([*base, "--list", str(id_list), "--workers", "2"])
+    tool_error(
+        eval_seg.main([*base, "--list", str(id_list), "--workers", "2"]),
+        r"2007_000003\.png: prediction is 41x56 .* is 40x56",
+    )
 
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
-    with pytest.raises(SystemExit, match="empty.txt: split list is empty"):
-        eval_seg.main([*base, "--list", str(empty)])
-    with pytest.raises(SystemExit, match="nope.txt: split list not found"):
-        eval_seg.main([*base, "--list", str(tmp_path / "nope.txt")])
+    tool_error(eval_seg.main([*base, "--list", str(empty)]), "empty.txt: split list is empty")
+    tool_error(eval_seg.main([*base, "--list", str(tmp_path / "nope.txt")]), "nope.txt: split list not found")
 
 
 def test_eval_seg_script_exits_non_zero_with_one_line(tmp_path: Path) -> None:
@@ -399,9 +393,9 @@ def test_eval_seg_script_exits_non_zero_with_one_line(tmp_path: Path) -> None:
     command = [sys.executable, str(REPO / "tools" / "eval_seg.py"), "--pred", str(pred), "--gt", str(gt)]
     command += ["--list", str(id_list), "--classes", "voc"]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert completed.returncode != 0
+    assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: 1 of 2 prediction PNGs are missing")
+    assert len(lines) == 1 and lines[0].startswith(f"error: {pred}: 1 of 2 prediction PNGs are missing")
 
 
 # ---------------------------------------------------------------- mmengine metric

@@ -14,12 +14,12 @@ import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 from PIL import Image
 
-from tools import fuse_seeds, make_seeds
+from wsss.cli import fuse_seeds, make_seeds
 from wsss.data.label_io import read_label_png, write_label_png
-from wsss.engine import load_config
-from wsss.localizer.seeds import pending_indices
-from wsss.models.data_preprocessor import IMAGENET_MEAN, IMAGENET_STD
-from wsss.pseudo_labels.seed_io import load_seeds, save_seeds, seed_path
+from wsss.engine.config import load_config
+from wsss.localize.seed_io import load_seeds, save_seeds, seed_path
+from wsss.localize.seeds import pending_indices
+from wsss.nn.preprocessor import IMAGENET_MEAN, IMAGENET_STD
 from wsss.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,8 +56,8 @@ def bas_checkpoint(voc: Path, tmp_path: Path) -> tuple[torch.nn.Module, Path]:
     return save_random_model(BAS_CONFIG, voc, path), path
 
 
-def run(config: Path, checkpoint: Path, out: Path, voc: Path, *extra: str) -> None:
-    make_seeds.main([str(config), str(checkpoint), "--out", str(out), "--data-root", str(voc),
+def run(config: Path, checkpoint: Path, out: Path, voc: Path, *extra: str) -> int:
+    return make_seeds.main([str(config), str(checkpoint), "--out", str(out), "--data-root", str(voc),
                      "--workers", "0", "--no-progress", *extra, *TINY])  # fmt: skip
 
 
@@ -107,7 +107,9 @@ def test_seed_files_hold_image_classes_at_original_size(voc, bas_checkpoint, tmp
     assert np.abs(maps - expected).max() < 2e-3  # float16 storage
 
 
-def test_resume_skips_done_files_and_refuses_other_settings(voc, bas_checkpoint, tmp_path, capsys):
+def test_resume_skips_done_files_and_refuses_other_settings(
+    tool_error, voc, bas_checkpoint, tmp_path, capsys
+):
     _, checkpoint = bas_checkpoint
     out = tmp_path / "seeds"
     run(BAS_CONFIG, checkpoint, out, voc, "--scales", "1.0", "--no-flip")
@@ -125,8 +127,10 @@ def test_resume_skips_done_files_and_refuses_other_settings(voc, bas_checkpoint,
         assert changed == (image_id in ("tiny_001", "tiny_004")), image_id
     load_seeds(out / "tiny_001.npz")
 
-    with pytest.raises(SystemExit, match=r"seeds.json records other settings \(flip=False\).*\(flip=True\)"):
-        run(BAS_CONFIG, checkpoint, out, voc, "--scales", "1.0")
+    tool_error(
+        run(BAS_CONFIG, checkpoint, out, voc, "--scales", "1.0"),
+        r"seeds.json: records other settings \(flip=False\).*\(flip=True\)",
+    )
 
 
 def test_ranks_share_every_id_once(voc):
@@ -186,7 +190,7 @@ def test_fuse_cam_is_normalised_sum_of_both_seeds(voc, bas_checkpoint, tmp_path)
         assert np.abs(from_files - in_model).max() < 4e-3
 
 
-def test_fuse_seeds_resumes_and_refuses_bad_folders(tmp_path, capsys):
+def test_fuse_seeds_resumes_and_refuses_bad_folders(tool_error, tmp_path, capsys):
     def write(folder: Path, image_id: str, keys: list[int], maps: np.ndarray) -> None:
         save_seeds(seed_path(folder, image_id), np.asarray(keys), maps)
 
@@ -203,32 +207,41 @@ def test_fuse_seeds_resumes_and_refuses_bad_folders(tmp_path, capsys):
     assert fuse_seeds.main(args) == 0
     assert capsys.readouterr().out.strip() == f"2 images in {out}: 0 fused, 2 already there"
 
-    with pytest.raises(SystemExit, match="records other settings"):
-        fuse_seeds.main(["--seeds", str(cam), "--cam", str(bas), "--out", str(out), "--no-progress"])
+    tool_error(
+        fuse_seeds.main(["--seeds", str(cam), "--cam", str(bas), "--out", str(out), "--no-progress"]),
+        "records other settings",
+    )
     write(bas, "c", [4], rng.random((1, 5, 4)))
-    with pytest.raises(SystemExit, match=r"error: .*cam: 1 of 3 listed ids have no seed file \(first: c\)"):
-        fuse_seeds.main([*args[:5], str(tmp_path / "out2"), "--no-progress"])
+    tool_error(
+        fuse_seeds.main([*args[:5], str(tmp_path / "out2"), "--no-progress"]),
+        r"error: .*cam: 1 of 3 listed ids have no seed file \(first: c\)",
+    )
     assert not (tmp_path / "out2").exists()
     write(cam, "c", [5], rng.random((1, 5, 4)))
-    with pytest.raises(SystemExit, match=r"error: .*c\.npz \(classes \[4\].*do not match"):
-        fuse_seeds.main([*args[:5], str(tmp_path / "out3"), "--no-progress"])
+    tool_error(
+        fuse_seeds.main([*args[:5], str(tmp_path / "out3"), "--no-progress"]),
+        r"error: .*c\.npz \(classes \[4\].*do not match",
+    )
     assert not list((tmp_path / "out3").glob("c*"))
 
 
-def test_bad_inputs_are_one_line_errors(voc, bas_checkpoint, tmp_path):
+def test_bad_inputs_are_one_line_errors(tool_error, voc, bas_checkpoint, tmp_path):
     _, checkpoint = bas_checkpoint
     seven_classes = tmp_path / "bas_7.pth"
     save_random_model(BAS_CONFIG, None, seven_classes)  # the shapes config without the 3-class root
-    with pytest.raises(SystemExit) as err:
-        run(BAS_CONFIG, seven_classes, tmp_path / "a", voc)
-    assert str(err.value).startswith(f"error: {seven_classes}: tensor classifier.weight has shape (6,")
-    assert "\n" not in str(err.value) and not (tmp_path / "a").exists()
+    tool_error(
+        run(BAS_CONFIG, seven_classes, tmp_path / "a", voc),
+        rf"^error: {seven_classes}: tensor classifier.weight has shape \(6,",
+    )
+    assert not (tmp_path / "a").exists()
 
-    with pytest.raises(SystemExit, match=f"error: {tmp_path / 'missing.pth'}: checkpoint not found"):
-        run(BAS_CONFIG, tmp_path / "missing.pth", tmp_path / "b", voc)
+    tool_error(
+        run(BAS_CONFIG, tmp_path / "missing.pth", tmp_path / "b", voc),
+        f"error: {tmp_path / 'missing.pth'}: checkpoint not found",
+    )
     (tmp_path / "file").write_text("x")
-    with pytest.raises(SystemExit, match="--out .*file is a file"):
-        run(BAS_CONFIG, checkpoint, tmp_path / "file", voc)
+    tool_error(run(BAS_CONFIG, checkpoint, tmp_path / "file", voc), "--out .*file: is a file")
     (voc / "ImageSets" / "Segmentation" / "empty.txt").write_text("")
-    with pytest.raises(SystemExit, match="empty.txt: split list is empty"):
-        run(BAS_CONFIG, checkpoint, tmp_path / "c", voc, "--split", "empty")
+    tool_error(
+        run(BAS_CONFIG, checkpoint, tmp_path / "c", voc, "--split", "empty"), "empty.txt: split list is empty"
+    )

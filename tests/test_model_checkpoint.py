@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-from wsss.engine import load_config
+from wsss.engine.config import load_config
 from wsss.engine.inference import model_from_checkpoint
 from wsss.registry import MODELS
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from wsss.localizer.multiscale import fuse_maps, multiscale_class_maps, normalize_maps
+from wsss.localize.multiscale import fuse_maps, multiscale_class_maps, normalize_maps
 
 
 def left_bright_maps(batch: torch.Tensor) -> torch.Tensor:

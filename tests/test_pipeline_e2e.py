@@ -1,47 +1,86 @@
-"""The main job end to end on a tiny shapes dataset: every stage runs, the report holds real numbers."""
+"""The main job end to end on a tiny shapes dataset: every stage runs, the report holds real numbers,
+a second run skips everything, and the commands --dry-run prints, run by hand, give the same files."""
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
 from pathlib import Path
 
 from PIL import Image
 
-from tools.run_pipeline import main
+from wsss.cli.run_pipeline import main
+from wsss.parallel import usable_cores
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"train_dataloader.batch_size": 8, "train_dataloader.num_workers": 0, "val_dataloader.num_workers": 0}
+LOCALIZER = {"model.backbone.name": "test_resnet", **TINY}
+SEGMENTER = {"model.encoder_name": "tu-test_resnet", **TINY}
 
 
-def test_pipeline_runs_every_stage_and_resumes(tmp_path, capsys):
+def tiny_config(tmp_path: Path) -> Path:
     config = tmp_path / "tiny.py"
     config.write_text(
         f"_base_ = [{str(REPO / 'configs/pipeline/shapes.py')!r}]\n"
-        "dataset = dict(n_train=24, n_val=8, size=64, seed=1)\n"
-        f"localizer = dict(warmup_epochs=1, epochs=1, cfg_options={{'model.backbone.name': 'test_resnet', **{TINY!r}}})\n"
-        "seeds = dict(scales=(1.0,))\n"
-        f"segmenter = dict(epochs=1, cfg_options={{'model.encoder_name': 'tu-test_resnet', **{TINY!r}}})\n"
-        "report = dict(examples=2)\n"
+        "stages = dict(\n"
+        "    data=dict(n_train=24, n_val=8, size=64, seed=1),\n"
+        f"    train_cam=dict(epochs=1, cfg_options={LOCALIZER!r}),\n"
+        f"    train_bas=dict(epochs=1, cfg_options={LOCALIZER!r}),\n"
+        f"    train_cam_more=dict(epochs=1, cfg_options={LOCALIZER!r}),\n"
+        "    seeds_bas=dict(scales=(1.0,)), seeds_cam=dict(scales=(1.0,)),\n"
+        f"    train_seg=dict(epochs=1, cfg_options={SEGMENTER!r}),\n"
+        f"    train_upper=dict(epochs=1, cfg_options={SEGMENTER!r}),\n"
+        "    figure=dict(n=2),\n"
+        ")\n"
     )
+    return config
+
+
+def test_pipeline_runs_every_stage_resumes_and_matches_its_dry_run(tmp_path, capsys):
+    config = tiny_config(tmp_path)
     work = tmp_path / "work"
-    assert main([str(config), "--work-dir", str(work)]) == 0
+    assert main([str(config), "--work-dir", str(work), "--jobs", "1"]) == 0  # every stage on all cores
     report = json.loads((work / "report.json").read_text())
-    pseudo = json.loads((work / "pseudo_labels.json").read_text())
+    pseudo = json.loads((work / "eval_pseudo" / "result.json").read_text())
     assert report["pseudo_label_miou"] == pseudo["mIoU"]
-    assert report["segmenter_miou"] == json.loads((work / "segmenter_seg.json").read_text())["mIoU"]
-    assert 0 <= report["upper_bound_miou"] <= 100
-    names = (work / "shapes" / "class_names.txt").read_text().split()
-    assert list(report["per_class_iou"]["segmenter"]) == names
-    source = report["pseudo_label_source"]["localizer"]
+    assert report["segmenter_miou"] == json.loads((work / "test_seg" / "result.json").read_text())["mIoU"]
+    assert 0 <= report["upper_bound_miou"] <= 100 and report["upper_bound"]["stage"] == "test_upper"
+    assert (
+        report["relative_to_upper_bound"]["test_seg"] == report["segmenter_miou"] / report["upper_bound_miou"]
+    )
+    names = (work / "data" / "class_names.txt").read_text().split()
+    assert list(report["per_class_iou"]["test_seg"]) == names == report["classes"]
     assert set(report["seed_miou"]) == {"bas", "cam", "fused"}
-    assert report["seed_miou"][source] == max(report["seed_miou"].values())  # seeds.source = 'best'
+    chosen = report["stages"]["pseudo_labels"]["outputs"]["seeds_stage"]  # the best swept seeds
+    assert report["seed_miou"][chosen.removeprefix("seeds_")] == max(report["seed_miou"].values())
+    assert 0 <= report["classifier_map"] <= 100
     assert len(list((work / "seeds_fused").glob("*.npz"))) == 24
     assert len(list((work / "pseudo_labels").glob("*.png"))) == 24
-    assert "| pseudo labels (train;" in (work / "report.md").read_text()
-    with Image.open(work / "report.png") as figure:
+    markdown = (work / "report.md").read_text()
+    assert "| pseudo labels (train, CRF) |" in markdown and "% of the upper bound" in markdown
+    with Image.open(work / "figure" / "figure.png") as figure:
         assert figure.width > 300 and figure.height > 200
     capsys.readouterr()
 
     assert main([str(config), "--work-dir", str(work)]) == 0  # everything done: every stage skipped
     out = capsys.readouterr().out
     assert out.count("[skip]") == len(report["stage_seconds"]) and "[start]" not in out
+
+    # The dry run's commands are the ones the pipeline ran; run by hand into another folder (with as
+    # many threads as the pipeline gave each stage) they make the same data, seeds and pseudo labels.
+    by_hand = tmp_path / "by_hand"
+    assert main([str(config), "--work-dir", str(by_hand), "--dry-run"]) == 0
+    commands = capsys.readouterr().out.splitlines()
+    recorded = [
+        json.loads((work / "stages" / f"{name}.json").read_text())["command"] for name in report["stages"]
+    ]
+    assert [c.replace(str(by_hand), str(work)) for c in commands] == recorded
+    for command in commands[: list(report["stages"]).index("eval_pseudo") + 1]:
+        env = {**os.environ, "OMP_NUM_THREADS": str(usable_cores())}
+        done = subprocess.run(shlex.split(command), capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    for name in sorted(p.name for p in (work / "pseudo_labels").glob("*.png")):
+        assert (by_hand / "pseudo_labels" / name).read_bytes() == (work / "pseudo_labels" / name).read_bytes()
+    assert json.loads((by_hand / "eval_pseudo" / "result.json").read_text()) == pseudo

@@ -1,68 +1,179 @@
-"""The pipeline's stage scheduler: order, parallel lanes, markers, resume and failure reporting."""
+"""The declarative pipeline: a stage type added by a module and a config entry, run, resumed, re-run on
+change; dependency order, failures, floors, --only / --from / --list / --dry-run, thread shares."""
 
 from __future__ import annotations
 
 import json
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
+from mmengine.config import Config
 
-from wsss.pipeline.stages import Stage, StageFailed, StageRunner
+from wsss.cli import run_pipeline
+from wsss.pipeline.runner import PipelineRunner, make_context
+from wsss.pipeline.stage import StageError
 
-
-def writer(path, text, needs_file=None):
-    """A stage command appending ``text`` to ``path`` (after checking that ``needs_file`` exists)."""
-    check = f"assert __import__('pathlib').Path({str(needs_file)!r}).exists();" if needs_file else ""
-    code = f"{check}open({str(path)!r}, 'a').write({text!r})"
-    return lambda: [sys.executable, "-c", code]
-
-
-def test_stages_run_in_dependency_order_and_resume(tmp_path, capsys):
-    out = tmp_path / "out.txt"
-    stages = [
-        Stage("c", writer(out, "c", tmp_path / "b.flag"), needs=("b",)),
-        Stage("a", writer(out, "a")),
-        Stage("b", lambda: [sys.executable, "-c", f"open({str(tmp_path / 'b.flag')!r}, 'w')"], needs=("a",)),
-    ]
-    done = StageRunner(stages, tmp_path / "work", jobs=2).run()
-    assert out.read_text() == "ac"
-    assert all(stage.seconds is not None and not stage.skipped for stage in done.values())
-    marker = json.loads((tmp_path / "work" / "stages" / "c.json").read_text())
-    assert marker["command"][0] == sys.executable and marker["seconds"] >= 0
-    assert (tmp_path / "work" / "logs" / "a.log").read_text().startswith("$ ")
-
-    again = [Stage(s.name, s.command, s.needs) for s in stages]
-    done = StageRunner(again, tmp_path / "work", jobs=2).run()
-    assert out.read_text() == "ac"  # nothing ran twice
-    assert all(stage.skipped for stage in done.values())
-    assert "[skip] a" in capsys.readouterr().out
+TOY_MODULE = '''
+import sys
+from wsss.pipeline.stage import STAGES, Stage, StageError, read_json
 
 
-def test_failure_stops_dependants_and_names_the_log(tmp_path):
-    out = tmp_path / "out.txt"
-    stages = [
-        Stage("bad", lambda: [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"]),
-        Stage("after", writer(out, "x"), needs=("bad",)),
-    ]
-    with pytest.raises(StageFailed, match=r"stage bad failed; see .*logs/bad.log"):
-        StageRunner(stages, tmp_path / "work").run()
-    assert not out.exists()
-    assert "boom" in (tmp_path / "work" / "logs" / "bad.log").read_text()
-    assert not (tmp_path / "work" / "stages" / "bad.json").exists()
+@STAGES.register_module(force=True)
+class Echo(Stage):
+    """Writes OUT/out.txt: its own text after the texts of the stages it reads."""
+
+    kind = "echo"
+
+    @classmethod
+    def option_names(cls):
+        return {"text", "after", "fail", "floor"}
+
+    def reads(self):
+        return list(self.options.get("after", []))
+
+    def argv(self):
+        inputs = [str(self.ctx.stages[name].out / "out.txt") for name in self.reads()]
+        code = (
+            "import sys, pathlib, os; out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True);"
+            "text = ''.join(pathlib.Path(p).read_text() for p in sys.argv[3:]) + sys.argv[2];"
+            "(out / 'out.txt').write_text(text); (out / 'threads').write_text(os.environ['OMP_NUM_THREADS']);"
+            f"sys.exit({3 if self.options.get('fail') else 0})"
+        )
+        return [sys.executable, "-c", code, str(self.out), self.options["text"], *inputs]
+
+    def summarize(self):
+        text = (self.out / "out.txt").read_text()
+        floor = self.options.get("floor")
+        if floor is not None and len(text) < floor:
+            raise StageError(f"stage {self.name}: wrote {len(text)} characters < {floor}; give it more text")
+        return {"metrics": {"length": len(text)}, "headline": "length"}
+'''
 
 
-def test_unknown_dependency_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="unknown stages"):
-        StageRunner([Stage("a", writer(tmp_path / "x", "a"), needs=("ghost",))], tmp_path)
+def write_pipeline(tmp_path: Path, stages: str, name: str = "toy.py") -> Path:
+    (tmp_path / "toy_stages.py").write_text(TOY_MODULE)
+    config = tmp_path / name
+    config.write_text(
+        f"custom_imports = dict(imports=['toy_stages'])\nstages = dict({textwrap.dedent(stages)})\n"
+    )
+    return config
 
 
-def test_stages_started_together_share_the_cores_and_a_lone_stage_gets_all(tmp_path, monkeypatch):
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(4)), raising=False)
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))  # the stage module beside the config, as a user would have it
+    data = tmp_path / "data"
+    data.mkdir()
+    return tmp_path, data
 
-    def record(name):
-        code = f"import os; open({str(tmp_path / name)!r}, 'w').write(os.environ['OMP_NUM_THREADS'])"
-        return lambda: [sys.executable, "-c", code]
 
-    stages = [Stage("a", record("a")), Stage("b", record("b")), Stage("c", record("c"), needs=("a", "b"))]
-    StageRunner(stages, tmp_path / "work", jobs=2).run()
-    assert [(tmp_path / name).read_text() for name in "abc"] == ["2", "2", "4"]
+def run(config: Path, work: Path, data: Path, *extra: str) -> int:
+    return run_pipeline.main([str(config), "--work-dir", str(work), "--data-root", str(data), *extra])
+
+
+def test_a_new_stage_type_runs_resumes_and_reruns_when_its_options_change(toy, capsys):
+    tmp_path, data = toy
+    stages = "a=dict(type='Echo', text='a'), b=dict(type='Echo', text='b', after=['a']), c=dict(type='Echo', text='c')"
+    config = write_pipeline(tmp_path, stages)
+    work = tmp_path / "work"
+    assert run(config, work, data) == 0
+    assert (work / "b" / "out.txt").read_text() == "ab"
+    summary = json.loads((work / "summaries" / "b.json").read_text())
+    assert summary["stage"] == "b" and summary["type"] == "Echo" and summary["metrics"] == {"length": 2}
+    assert set(summary) == {
+        "stage",
+        "type",
+        "description",
+        "seconds",
+        "metrics",
+        "headline",
+        "per_class",
+        "outputs",
+        "notes",
+    }
+    capsys.readouterr()
+
+    assert run(config, work, data) == 0  # everything done: skipped
+    out = capsys.readouterr().out
+    assert out.count("[skip]") == 3 and "[start]" not in out
+
+    config = write_pipeline(tmp_path, stages.replace("text='a'", "text='A'"))
+    assert run(config, work, data) == 0  # a changed: a and b (which reads it) run again, c does not
+    out = capsys.readouterr().out
+    assert "[rerun] a: its command or config changed" in out and "[rerun] b: its input a runs again" in out
+    assert "[skip] c" in out and (work / "b" / "out.txt").read_text() == "Ab"
+
+
+def test_only_from_list_and_dry_run(toy, capsys):
+    tmp_path, data = toy
+    config = write_pipeline(
+        tmp_path, "a=dict(type='Echo', text='a'), b=dict(type='Echo', text='b', after=['a'])"
+    )
+    work = tmp_path / "work"
+    assert run(config, work, data, "--only", "b") == 2
+    assert "stage b needs a, which are not done" in capsys.readouterr().err
+    assert run(config, work, data, "--list") == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].split()[:2] == ["a", "pending"] and "not run yet" in listed[1]
+    assert run(config, tmp_path / "fresh", data, "--dry-run") == 0
+    commands = capsys.readouterr().out.replace(str(tmp_path / "fresh"), str(work)).splitlines()
+    assert len(commands) == 2 and commands[0].startswith(sys.executable) and not (tmp_path / "fresh").exists()
+
+    assert run(config, work, data) == 0
+    first = json.loads((work / "stages" / "a.json").read_text())
+    assert first["command"] == commands[0]  # the pipeline runs exactly the command --dry-run prints
+    capsys.readouterr()
+    assert run(config, work, data, "--only", "a") == 0  # a alone, again; b is now stale
+    assert json.loads((work / "stages" / "a.json").read_text())["token"] != first["token"]
+    assert run(config, work, data, "--list") == 0
+    assert "an input was made again since" in capsys.readouterr().out
+    assert run(config, work, data, "--from", "a") == 0
+    out = capsys.readouterr().out
+    assert "[rerun] a: asked to run again" in out and "[rerun] b" in out
+
+
+def test_failure_and_floor_stop_the_pipeline_with_one_line(toy, capsys):
+    tmp_path, data = toy
+    config = write_pipeline(
+        tmp_path,
+        "bad=dict(type='Echo', text='x', fail=True), after=dict(type='Echo', text='y', after=['bad'])",
+    )
+    work = tmp_path / "work"
+    assert run(config, work, data) == 2
+    err = capsys.readouterr().err
+    assert "stage bad failed" in err and "logs/bad.log" in err and not (work / "after").exists()
+    config = write_pipeline(tmp_path, "short=dict(type='Echo', text='x', floor=3)")
+    assert run(config, tmp_path / "work2", data) == 2
+    assert "stage short: wrote 1 characters < 3; give it more text" in capsys.readouterr().err
+    assert run(config, tmp_path / "work2", data) == 2  # done, but the floor still stops the pipeline
+    assert "wrote 1 characters < 3" in capsys.readouterr().err
+
+
+def test_stages_started_together_share_the_cores(toy, monkeypatch):
+    tmp_path, data = toy
+    monkeypatch.setattr("wsss.pipeline.runner.usable_cores", lambda: 4)
+    config = write_pipeline(
+        tmp_path,
+        "a=dict(type='Echo', text='a'), b=dict(type='Echo', text='b'), c=dict(type='Echo', text='c', after=['a', 'b'])",
+    )
+    assert run(config, tmp_path / "work", data) == 0
+    assert [(tmp_path / "work" / n / "threads").read_text() for n in "abc"] == ["2", "2", "4"]
+
+
+def test_bad_configs_are_named(toy):
+    tmp_path, data = toy
+    for stages, message in [
+        ("a=dict(type='Nope')", "stage a has type 'Nope', which is not a stage type"),
+        ("a=dict(type='Echo', text='a', colour='red')", r"unknown option\(s\) \['colour'\]"),
+        ("a=dict(type='Echo', text='a', after=['ghost'])", "stage a needs 'ghost', which is not a stage"),
+        (
+            "a=dict(type='Echo', text='a', after=['b']), b=dict(type='Echo', text='b', after=['a'])",
+            "cycle: a -> b -> a",
+        ),
+    ]:
+        cfg = Config.fromfile(str(write_pipeline(tmp_path, stages)))
+        with pytest.raises(StageError, match=message):
+            ctx, built = make_context(cfg, tmp_path / "toy.py", tmp_path / "work", data)
+            PipelineRunner(built, ctx)

@@ -13,7 +13,7 @@ import pycocotools.mask as mask_utils
 import pytest
 from PIL import Image
 
-from tools import prepare_coco
+from wsss.cli import prepare_coco
 from wsss.data.classes import COCO_CLASSES, read_class_names
 from wsss.data.label_io import read_label_png
 
@@ -218,19 +218,27 @@ def test_train_and_val_merge_into_one_folder(
     assert read_label_png(out / "SegmentationClass" / "d.png")[10, 10] == 2
 
 
-def test_clear_errors(coco: dict, tmp_path: Path) -> None:
+def test_clear_errors(tool_error, coco: dict, tmp_path: Path) -> None:
     missing = tmp_path / "instances_missing.json"
-    with pytest.raises(SystemExit, match=f"error: {missing}: annotation file not found"):
-        prepare_coco.main(["--ann", str(missing), "--images", str(coco["images"]), "--out", str(coco["out"])])
+    tool_error(
+        prepare_coco.main(
+            ["--ann", str(missing), "--images", str(coco["images"]), "--out", str(coco["out"])]
+        ),
+        f"error: {missing}: annotation file not found",
+    )
     captions = tmp_path / "captions_train2014.json"
     captions.write_text(json.dumps({"images": [], "annotations": []}))
-    with pytest.raises(SystemExit, match="not a COCO instances file.*'categories'"):
+    tool_error(
         prepare_coco.main(
             ["--ann", str(captions), "--images", str(coco["images"]), "--out", str(coco["out"])]
-        )
+        ),
+        "not a COCO instances file.*'categories'",
+    )
     nowhere = tmp_path / "no_images"
-    with pytest.raises(SystemExit, match=f"error: {nowhere}: images folder not found"):
-        prepare_coco.main(["--ann", str(coco["train"]), "--images", str(nowhere), "--out", str(coco["out"])])
+    tool_error(
+        prepare_coco.main(["--ann", str(coco["train"]), "--images", str(nowhere), "--out", str(coco["out"])]),
+        f"error: {nowhere}: images folder not found",
+    )
     assert not coco["out"].exists()
     bad_rle = {"size": [H + 1, W], "counts": [0, 5]}
     broken = write_json(
@@ -238,8 +246,10 @@ def test_clear_errors(coco: dict, tmp_path: Path) -> None:
         [{"id": 1, "file_name": "a.jpg", "height": H, "width": W}],
         [annotation(7, 1, 1, bad_rle)],
     )
-    with pytest.raises(SystemExit, match=f"error: {broken}: annotation 7 of image a: RLE size"):
-        prepare_coco.main(["--ann", str(broken), "--images", str(coco["images"]), "--out", str(coco["out"])])
+    tool_error(
+        prepare_coco.main(["--ann", str(broken), "--images", str(coco["images"]), "--out", str(coco["out"])]),
+        f"error: {broken}: annotation 7: RLE size",
+    )
 
 
 def test_help_states_the_crowd_policy() -> None:

@@ -66,7 +66,7 @@ def test_prepare_voc_with_sbd_writes_train_aug_labels_and_masks(tmp_path):
 
 
 def test_prepare_voc_reports_missing_files_instead_of_crashing(tmp_path, capsys):
-    from tools.prepare_voc import main
+    from wsss.cli.prepare_voc import main
 
     voc = make_devkit(tmp_path, ["2007_000001", "2007_000002"], ["2007_000003"], [], {})
     (voc / "JPEGImages" / "2007_000002.jpg").unlink()

@@ -12,21 +12,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools import eval_seeds, eval_seg, make_pseudo_labels
+from wsss.cli import eval_seeds, eval_seg, make_pseudo_labels
 from wsss.data.label_io import read_label_png, write_label_png
 from wsss.evaluation.confusion import confusion_matrix
-from wsss.evaluation.seeds import DEFAULT_THRESHOLDS, ThresholdSweep
-from wsss.pseudo_labels import crf as crf_module
-from wsss.pseudo_labels import (
+from wsss.evaluation.seeds import DEFAULT_THRESHOLDS, ThresholdSweep, parse_thresholds
+from wsss.localize.seed_io import load_seeds, save_seeds
+from wsss.pseudo import crf as crf_module
+from wsss.pseudo.crf import (
     crf_labels_from_threshold,
     crf_labels_from_two_thresholds,
     crf_on_labels,
     crf_on_probs,
-    labels_from_threshold,
-    labels_from_two_thresholds,
-    load_seeds,
-    save_seeds,
 )
+from wsss.pseudo.labels import labels_from_threshold, labels_from_two_thresholds
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -285,9 +283,13 @@ def dataset(tmp_path):
     return tmp_path
 
 
-def run_make(data: Path, out: str, *extra: str) -> dict:
+def make(data: Path, out: str, *extra: str) -> int:
     argv = ["--seeds", str(data / "seeds"), "--images", str(data / "images"), "--out", str(data / out)]
-    assert make_pseudo_labels.main([*argv, "--no-progress", *extra]) == 0
+    return make_pseudo_labels.main([*argv, "--no-progress", *extra])
+
+
+def run_make(data: Path, out: str, *extra: str) -> dict:
+    assert make(data, out, *extra) == 0
     return json.loads((data / out / "manifest.json").read_text())
 
 
@@ -315,8 +317,8 @@ def test_make_pseudo_labels_threshold_mode_end_to_end(dataset, capsys):
         [f"{i}.png" for i in IDS] + ["manifest.json"]
     )
     assert manifest["complete"] is True
-    assert manifest["settings"] == {"mode": "threshold", "bg_threshold": 0.3, "crf": None}
-    assert manifest["seeds"] == str((dataset / "seeds").resolve())
+    seeds = str((dataset / "seeds").resolve())
+    assert manifest["settings"] == {"mode": "threshold", "bg_threshold": 0.3, "crf": None, "seeds": seeds}
     assert manifest["counts"] == {"images": 3, "written": 3, "existing": 0, "pixels": int(pixel_counts.sum())}
     fractions = {str(v): pixel_counts[v] / pixel_counts.sum() for v in np.flatnonzero(pixel_counts)}
     assert manifest["pixel_fractions"].keys() == fractions.keys()
@@ -367,7 +369,8 @@ def test_make_pseudo_labels_two_threshold_mode(dataset):
     expected = gt.copy()
     expected[25:28, 4:20] = 255
     assert np.array_equal(labels, expected)
-    assert manifest["settings"] == {"mode": "two_thresholds", "fg_threshold": 0.5, "bg_low": 0.2, "crf": None}
+    assert manifest["settings"] == {"mode": "two_thresholds", "fg_threshold": 0.5, "bg_low": 0.2, "crf": None,
+                                    "seeds": str((dataset / "seeds").resolve())}  # fmt: skip
     assert manifest["pixel_fractions"]["255"] == pytest.approx(48 / (3 * 40 * 48))
 
 
@@ -405,11 +408,9 @@ def test_make_pseudo_labels_script_runs_in_a_fresh_interpreter(dataset):
     assert "3 images" in done.stdout and len(list((dataset / "sub").glob("*.png"))) == 3
 
 
-def test_make_pseudo_labels_errors(dataset):
+def test_make_pseudo_labels_errors(dataset, tool_error):
     def fails(out, *extra):
-        with pytest.raises(SystemExit) as err:
-            run_make(dataset, out, *extra)
-        return str(err.value)
+        return tool_error(make(dataset, out, *extra))
 
     for bad in ("0", "1", "1.5"):
         assert "strictly between 0 and 1" in fails("e1", "--bg-threshold", bad)
@@ -418,13 +419,13 @@ def test_make_pseudo_labels_errors(dataset):
     # A manifest from other settings in the same folder.
     run_make(dataset, "pseudo", "--bg-threshold", "0.3", "--workers", "1")
     message = fails("pseudo", "--bg-threshold", "0.4", "--workers", "1")
-    assert "other settings" in message and "use a new --out" in message
+    assert "other settings" in message and "use a new folder" in message
     # A folder of PNGs made by something else.
     write_label_png(dataset / "foreign" / "x.png", np.zeros((2, 2), np.uint8))
     assert "no manifest.json" in fails("foreign", "--bg-threshold", "0.3")
     # An image missing for a seed: named.
     (dataset / "images" / f"{IDS[1]}.jpg").unlink()
-    assert f"1 of 3 seeds have no image in {dataset / 'images'} (first: {IDS[1]}" in fails(
+    assert f"{dataset / 'images'}: no image for 1 of 3 seeds (first: {IDS[1]}" in fails(
         "e2", "--bg-threshold", "0.3"
     )
     # Listed ids without seeds: how many, and the first.
@@ -461,11 +462,13 @@ def test_eval_seeds_finds_the_perfect_threshold(dataset, capsys):
     )
     out = capsys.readouterr().out
     # Maps are 0.9 on each class and 0.1 elsewhere. t = 0.05 makes every pixel foreground; from t = 0.10
-    # (a tie with 0.1 after float16 rounding: background) up to 0.60 the gt comes back exactly.
+    # (a tie with 0.1 after float16 rounding: background) up to 0.85 the gt comes back exactly; from
+    # 0.90 (a tie with 0.9) every pixel is background.
     data = json.loads((dataset / "out" / "sweep.json").read_text())
-    assert data["thresholds"] == list(DEFAULT_THRESHOLDS) and len(data["curve"]) == 12
-    assert data["best_threshold"] == 0.1 and data["best"]["mIoU"] == 100.0
-    assert data["curve"][0]["mIoU"] < 100.0 and all(row["mIoU"] == 100.0 for row in data["curve"][1:])
+    assert data["thresholds"] == list(DEFAULT_THRESHOLDS) and len(data["curve"]) == 19
+    assert data["best_threshold"] == 0.1 and data["best"]["mIoU"] == 100.0 and not data["best_at_edge"]
+    mious = [row["mIoU"] for row in data["curve"]]
+    assert mious[0] < 100.0 and mious[1:17] == [100.0] * 16 and max(mious[17:]) < 100.0
     assert [row["class"] for row in data["best"]["per_class"]] == ["background", "cat", "dog", "bird"]
     assert data["num_images"] == 3 and data["seeds"] == str((dataset / "seeds").resolve())
     assert "best background threshold 0.10: mIoU 100.00" in out
@@ -504,17 +507,16 @@ def test_eval_seeds_curve_matches_an_independent_count(dataset, capsys):
 
 
 def test_threshold_ranges_include_their_end():
-    assert eval_seeds.parse_thresholds("0.05:0.60:0.05") == DEFAULT_THRESHOLDS
-    assert eval_seeds.parse_thresholds("0.2:0.44:0.02")[-1] == 0.44
-    assert eval_seeds.parse_thresholds("0.2:0.45:0.1") == (0.2, 0.3, 0.4)
-    assert eval_seeds.parse_thresholds("0.25,0.3") == (0.25, 0.3)
+    assert parse_thresholds("0.05:0.95:0.05") == DEFAULT_THRESHOLDS
+    assert DEFAULT_THRESHOLDS[0] == 0.05 and DEFAULT_THRESHOLDS[-1] == 0.95 and len(DEFAULT_THRESHOLDS) == 19
+    assert parse_thresholds("0.2:0.44:0.02")[-1] == 0.44
+    assert parse_thresholds("0.2:0.45:0.1") == (0.2, 0.3, 0.4)
+    assert parse_thresholds("0.25,0.3") == (0.25, 0.3)
 
 
-def test_eval_seeds_errors(dataset):
+def test_eval_seeds_errors(dataset, tool_error):
     def fails(*extra):
-        with pytest.raises(SystemExit) as err:
-            run_eval(dataset, *extra)
-        return str(err.value)
+        return tool_error(run_eval(dataset, *extra))
 
     assert "strictly between 0 and 1" in fails("--thresholds", "0:0.5:0.1")
     assert "strictly between 0 and 1" in fails("--thresholds", "0.5,1.0")

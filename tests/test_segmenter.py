@@ -17,9 +17,9 @@ from torch.utils.data import Dataset
 
 from wsss.data.dataset import wsss_collate
 from wsss.data.shapes import make_shapes_dataset
-from wsss.models.ema import EMATeacher, EMATeacherHook
-from wsss.models.losses import SegCrossEntropy, weighted_cross_entropy
-from wsss.models.segmenter import Segmenter, resize_logits
+from wsss.nn.ema import EMATeacher, EMATeacherHook
+from wsss.segment.losses import SegCrossEntropy, weighted_cross_entropy
+from wsss.segment.model import Segmenter, resize_logits
 
 ENCODER = "tu-test_resnet"  # timm's 0.4M-parameter ResNet made for tests
 NUM_CLASSES = 4

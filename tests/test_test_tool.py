@@ -17,11 +17,13 @@ import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 from PIL import Image
 
-from tools import test as test_tool
-from wsss.engine import load_config
-from wsss.evaluation.confusion import ConfusionMatrix, evaluate_label_folders
-from wsss.models.segmenter import TTA_SCALES
+from wsss.cli import test as test_tool
+from wsss.engine.config import load_config
+from wsss.evaluation.confusion import ConfusionMatrix
+from wsss.evaluation.folders import evaluate_label_folders
 from wsss.registry import MODELS
+from wsss.segment.model import TTA_SCALES
+from wsss.visualize.overlay import comparison_panel
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "test.py"
@@ -83,8 +85,8 @@ def ground_truth(root: Path, img_id: str) -> np.ndarray:
     return np.array(Image.open(root / "SegmentationClass" / f"{img_id}.png"))
 
 
-def run_tool(config: Path, checkpoint: Path, data_root: Path, *extra: str) -> None:
-    test_tool.main(
+def run_tool(config: Path, checkpoint: Path, data_root: Path, *extra: str) -> int:
+    return test_tool.main(
         [
             str(config),
             str(checkpoint),
@@ -126,8 +128,8 @@ def test_scores_match_an_independent_computation_at_the_original_size(
         with Image.open(show / f"{img_id}.png") as panel:
             assert panel.mode == "RGB" and panel.size == (48 + 4 + 48, 48)
             panel = np.array(panel)
-        background = gt == 0  # background pixels of the ground-truth overlay show the image itself
-        np.testing.assert_array_equal(panel[:, 52:][background], image[background])
+        # the panel is the library's overlay of the prediction, then of the ground truth
+        np.testing.assert_array_equal(panel, comparison_panel(image, pred, gt))
 
     saved = json.loads(result_json.read_text())
     assert np.array_equal(saved["confusion_matrix"], expected.matrix)
@@ -173,14 +175,21 @@ def test_tta_predictions_and_resume(tiny_voc, tiny_config, tmp_path, capsys):
     resumed_json = tmp_path / "resumed.json"
     run_tool(tiny_config, checkpoint, tiny_voc, "--split", "train", "--tta", "--out", str(out), "--resume",
              "--json", str(resumed_json))  # fmt: skip
-    assert "4 predictions reused from --out" in capsys.readouterr().out
+    assert "4 predictions kept from --out" in capsys.readouterr().out
     assert json.loads(resumed_json.read_text()) == json.loads(first_json.read_text())
-    assert sorted(p.name for p in out.iterdir()) == [f"{i}.png" for i in ids]  # no temporary files left
+    # no temporary files left; the manifest records the checkpoint and settings
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", *(f"{i}.png" for i in ids)]
+    manifest = json.loads((out / "manifest.json").read_text())["settings"]
+    assert (
+        manifest["checkpoint"] == str(checkpoint.resolve())
+        and manifest["flip"]
+        and manifest["scales"] == list(TTA_SCALES)
+    )
 
 
 def test_crf_refines_the_softmax(tiny_voc, tiny_config, tmp_path):
     pytest.importorskip("pydensecrf.densecrf")
-    from wsss.pseudo_labels.crf import crf_on_probs
+    from wsss.pseudo.crf import crf_on_probs
 
     checkpoint = tmp_path / "random.pth"
     model = save_random_segmenter(tiny_config, tiny_voc, checkpoint)
@@ -194,29 +203,31 @@ def test_crf_refines_the_softmax(tiny_voc, tiny_config, tmp_path):
         np.testing.assert_array_equal(np.array(Image.open(out / f"{img_id}.png")), refined)
 
 
-def test_crf_without_pydensecrf_is_a_one_line_error(tiny_voc, tiny_config, tmp_path, monkeypatch):
+def test_crf_without_pydensecrf_is_a_one_line_error(tiny_voc, tiny_config, tmp_path, monkeypatch, tool_error):
     monkeypatch.setitem(sys.modules, "pydensecrf", None)  # makes `import pydensecrf...` fail
     monkeypatch.setitem(sys.modules, "pydensecrf.densecrf", None)
-    with pytest.raises(SystemExit) as exc:
-        run_tool(tiny_config, tmp_path / "unused.pth", tiny_voc, "--crf")
-    assert str(exc.value) == (
-        "error: --crf: dense CRF needs the pydensecrf package; install it with: pip install 'wsss[crf]'"
+    line = tool_error(run_tool(tiny_config, tmp_path / "unused.pth", tiny_voc, "--crf"))
+    assert (
+        line
+        == "error: --crf: dense CRF needs the pydensecrf package; install it with: pip install 'wsss[crf]'"
     )
 
 
-def test_class_count_mismatch_exits_with_the_checkpoint_error(tiny_voc, tiny_config, tmp_path):
+def test_class_count_mismatch_exits_with_the_checkpoint_error(tool_error, tiny_voc, tiny_config, tmp_path):
     checkpoint = tmp_path / "four_classes.pth"
     save_random_segmenter(tiny_config, tiny_voc, checkpoint, **{"model.num_classes": 4})
     command = [sys.executable, str(TOOL), str(tiny_config), str(checkpoint), "--data-root", str(tiny_voc)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {checkpoint}: tensor network.segmentation_head")
     assert "has shape (4, 32, " in lines[0] and "seg_tiny.py builds (3, 32, " in lines[0]
     assert "another class count" in lines[0]
 
-    with pytest.raises(SystemExit, match=r"^error: .*missing.pth: checkpoint not found"):
-        run_tool(tiny_config, tmp_path / "missing.pth", tiny_voc)
+    tool_error(
+        run_tool(tiny_config, tmp_path / "missing.pth", tiny_voc),
+        r"^error: .*missing.pth: checkpoint not found",
+    )
 
 
 def test_ddp_scores_equal_the_single_process_run(tiny_voc, tiny_config, tmp_path):
@@ -234,10 +245,10 @@ def test_ddp_scores_equal_the_single_process_run(tiny_voc, tiny_config, tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("6 images of split 'train'") == 1  # only rank 0 reports
     assert json.loads(ddp.read_text()) == json.loads(single.read_text())
-    assert sorted(p.stem for p in ddp_out.iterdir()) == split_ids(tiny_voc, "train")
+    assert sorted(p.stem for p in ddp_out.glob("*.png")) == split_ids(tiny_voc, "train")
 
 
-def test_coco_config_takes_class_names_and_split_from_the_data(tiny_voc, tmp_path, capsys):
+def test_coco_config_takes_class_names_and_split_from_the_data(tiny_voc, tmp_path, capsys, tool_error):
     checkpoint = tmp_path / "coco_layout.pth"
     options = [
         "model.encoder_name=tu-test_resnet",
@@ -250,28 +261,25 @@ def test_coco_config_takes_class_names_and_split_from_the_data(tiny_voc, tmp_pat
     printed = capsys.readouterr().out
     assert "2 images of split 'val', 3 classes" in printed and "| disc " in printed
 
-    with pytest.raises(SystemExit) as exc:  # the COCO config's own split is val2014
-        run_tool(SEG_COCO, checkpoint, tiny_voc, "--cfg-options", *options)
-    assert str(exc.value).startswith(
-        f"error: {tiny_voc / 'ImageSets' / 'Segmentation' / 'val2014.txt'}: split list"
-    )
+    code = run_tool(
+        SEG_COCO, checkpoint, tiny_voc, "--cfg-options", *options
+    )  # the config's own split is val2014
+    tool_error(code, f"^error: {tiny_voc / 'ImageSets' / 'Segmentation' / 'val2014.txt'}: split list")
 
 
-def test_predict_only_on_a_split_without_labels(tiny_voc, tiny_config, tmp_path, capsys):
+def test_predict_only_on_a_split_without_labels(tiny_voc, tiny_config, tmp_path, capsys, tool_error):
     checkpoint = tmp_path / "random.pth"
     save_random_segmenter(tiny_config, tiny_voc, checkpoint)
     for label in (tiny_voc / "SegmentationClass").glob("*.png"):
         label.unlink()
-    with pytest.raises(SystemExit) as exc:
-        run_tool(tiny_config, checkpoint, tiny_voc)
-    message = str(exc.value)
-    assert "no label PNG for 2 of 2 images of split 'val'" in message and message.endswith(
-        "add --predict-only"
+    message = tool_error(
+        run_tool(tiny_config, checkpoint, tiny_voc), "no label PNG for 2 of 2 images of split 'val'"
     )
+    assert message.endswith("add --predict-only")
     out = tmp_path / "server"
     run_tool(tiny_config, checkpoint, tiny_voc, "--predict-only", "--out", str(out))
     assert "IoU" not in capsys.readouterr().out
-    assert sorted(p.stem for p in out.iterdir()) == split_ids(tiny_voc, "val")
+    assert sorted(p.stem for p in out.glob("*.png")) == split_ids(tiny_voc, "val")
 
 
 @pytest.mark.skipif(not VOC_SAMPLE.is_dir(), reason="../shared/datasets not present")

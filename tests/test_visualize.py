@@ -1,4 +1,4 @@
-"""tools/visualize.py: grid geometry, cell contents, column combinations and errors."""
+"""Figures: what each grid cell holds (the library), the overlays, and tools/visualize.py's output and errors."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools import visualize
-from wsss.data.label_io import VOC_PALETTE, read_label_png
-from wsss.pseudo_labels.seed_io import save_seeds
+from wsss.cli import visualize
+from wsss.data.image_io import read_image
+from wsss.data.label_io import BIASED_INDEX, IGNORE_INDEX, VOC_PALETTE, read_label_png
+from wsss.localize.seed_io import save_seeds
+from wsss.visualize.grid import build_grid, legend_entries, render_grid
+from wsss.visualize.overlay import BACKGROUND_DIM, heat_overlay, label_overlay
 
-REPO = Path(__file__).resolve().parents[1]
-TOOL = REPO / "tools" / "visualize.py"
-CELL = 96
+CLASSES = ("background", "disc", "bar")
 
 
 @pytest.fixture
@@ -30,70 +31,76 @@ def seeds(tiny_voc: Path) -> Path:
     return folder
 
 
-def draw(tiny_voc: Path, out: Path, *columns: str, n: int = 3) -> Image.Image:
-    visualize.main(["--images", str(tiny_voc / "JPEGImages"),
-                    "--list", str(tiny_voc / "ImageSets" / "Segmentation" / "train.txt"),
-                    "--n", str(n), "--cell", str(CELL), "--out", str(out), *columns])  # fmt: skip
-    with Image.open(out) as image:
-        return image.convert("RGB")
+def train_ids(tiny_voc: Path, n: int = 3) -> list[str]:
+    return (tiny_voc / "ImageSets" / "Segmentation" / "train.txt").read_text().split()[:n]
 
 
-def cell_origin(row: int, column: int) -> tuple[int, int]:
-    """Top-left pixel (x, y) of a cell (square images fill their cell)."""
-    x = visualize.PAD + column * (CELL + visualize.PAD)
-    y = (
-        visualize.HEADER_HEIGHT
-        + row * (visualize.CAPTION_HEIGHT + CELL + visualize.PAD)
-        + visualize.CAPTION_HEIGHT
-    )
-    return x, y
+def test_label_overlay_colours_classes_and_dims_background():
+    image = np.full((2, 3, 3), 200, np.uint8)
+    label = np.array([[0, 1, IGNORE_INDEX], [2, BIASED_INDEX, 0]], np.uint8)
+    drawn = label_overlay(image, label, alpha=0.5).astype(float)
+    assert np.allclose(drawn[0, 0], 200 * BACKGROUND_DIM, atol=1)
+    for (y, x), value in {(0, 1): 1, (0, 2): IGNORE_INDEX, (1, 0): 2, (1, 1): BIASED_INDEX}.items():
+        assert np.allclose(drawn[y, x], 0.5 * 200 + 0.5 * VOC_PALETTE[value], atol=1)
 
 
-def test_grid_size_and_cells(tiny_voc, seeds, tmp_path):
+def test_grid_cells_hold_the_image_seeds_labels_and_ground_truth(tiny_voc, seeds):
     gt = tiny_voc / "SegmentationClass"
-    grid = draw(tiny_voc, tmp_path / "grid.png", "--seeds", str(seeds), "--labels", str(gt), "--gt", str(gt))
-    # 4 columns (image, seeds, labels, gt) of 96 px with 4 px gaps; the legend (heat bar and
-    # background, disc, bar: about 320 px) fits on one line of the 404 px grid.
-    assert grid.size == (4 + 4 * 100, 22 + 3 * (18 + 96 + 4) + 20 + 4)
-    assert visualize.grid_size(3, 4, CELL, 1) == grid.size
-
-    # The image cell is the image scaled to the cell.
-    image = Image.open(tiny_voc / "JPEGImages" / "tiny_000.jpg").convert("RGB")
-    expected = np.asarray(image.resize((CELL, CELL), Image.Resampling.BILINEAR), dtype=np.int16)
-    x, y = cell_origin(0, 0)
-    assert np.array_equal(np.asarray(grid, dtype=np.int16)[y : y + CELL, x : x + CELL], expected)
-
-    # Inside a class region the gt cell is pulled towards the class's VOC colour, outside it is darkened.
-    mask = read_label_png(gt / "tiny_000.png")
-    big = np.asarray(Image.fromarray(mask).resize((CELL, CELL), Image.Resampling.NEAREST))
-    x, y = cell_origin(0, 3)
-    gt_cell = np.asarray(grid, dtype=np.float64)[y : y + CELL, x : x + CELL]
-    for value in (1, 2):
-        inside = big == value
-        inside[1:-1, 1:-1] &= inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:]
-        plain = expected[inside].mean(axis=0)
-        drawn = gt_cell[inside].mean(axis=0)
-        colour = VOC_PALETTE[value].astype(np.float64)
-        assert np.linalg.norm(drawn - colour) < np.linalg.norm(plain - colour) - 20
-    outside = big == 0
-    assert gt_cell[outside].mean() < 0.6 * expected[outside].mean()
+    ids = train_ids(tiny_voc)
+    grid = build_grid(tiny_voc / "JPEGImages", ids, CLASSES, [seeds], [gt], gt)
+    assert grid.titles == ["image", "seeds: seeds", "SegmentationClass", "ground truth"]
+    assert len(grid.rows) == 3 and all(len(row) == 4 for row in grid.rows)
+    for image_id, caption, row in zip(ids, grid.captions, grid.rows):
+        image = read_image(tiny_voc / "JPEGImages" / f"{image_id}.jpg")
+        mask = read_label_png(gt / f"{image_id}.png")
+        assert np.array_equal(row[0][0], image)
+        assert np.array_equal(row[1][0], heat_overlay(image, (mask > 0).astype(np.float32)))
+        assert np.array_equal(row[2][0], label_overlay(image, mask)) and np.array_equal(row[3][0], row[2][0])
+        names = [CLASSES[v] for v in sorted(set(np.unique(mask)) - {0})]
+        assert caption == f"{image_id}: {', '.join(names)}"
+    assert grid.drawn == {0, 1, 2} and grid.has_heat
+    assert [text for text, _ in legend_entries(grid, CLASSES)] == ["seed 0 .. 1", "background", "disc", "bar"]
 
 
-def test_column_combinations(tiny_voc, seeds, tmp_path):
-    gt = str(tiny_voc / "SegmentationClass")
-    no_seeds = draw(tiny_voc, tmp_path / "gt.png", "--labels", gt, gt, "--gt", gt, n=2)
-    assert no_seeds.size == visualize.grid_size(2, 4, CELL, 1)
-    # Per class: the first three train images have 2, 1 and 1 classes, so two seed columns.
-    per_class = draw(tiny_voc, tmp_path / "per_class.png", "--seeds", str(seeds), "--per-class")
-    assert per_class.size == visualize.grid_size(3, 3, CELL, 1)
-    x, y = cell_origin(1, 2)  # tiny_001 has one class: its second seed cell is empty
-    assert np.all(np.asarray(per_class)[y : y + CELL, x : x + CELL] == visualize.BACKGROUND)
-    with pytest.raises(SystemExit):
-        visualize.main(["--images", str(tiny_voc / "JPEGImages"), "--list", str(tiny_voc / "x.txt")])
+def test_per_class_seed_columns_leave_missing_classes_empty(tiny_voc, seeds):
+    ids = train_ids(tiny_voc)  # the first three train images have 2, 1 and 1 classes
+    grid = build_grid(tiny_voc / "JPEGImages", ids, CLASSES, [seeds], per_class=True)
+    assert grid.titles == ["image", "seed 1", "seed 2"]
+    assert [cell[1] for cell in grid.rows[0][1:]] == ["disc", "bar"] and grid.rows[1][2] is None
+    with pytest.raises(ValueError, match="exactly one seeds folder"):
+        build_grid(tiny_voc / "JPEGImages", ids, CLASSES, [seeds, seeds], per_class=True)
 
 
-def test_wrong_seed_size_names_the_file(tiny_voc, seeds, tmp_path):
+def test_rendered_grid_grows_with_rows_and_columns(tiny_voc, seeds):
+    gt = tiny_voc / "SegmentationClass"
+    small = render_grid(
+        build_grid(tiny_voc / "JPEGImages", train_ids(tiny_voc, 2), CLASSES, [seeds]), CLASSES, 64
+    )
+    large = render_grid(
+        build_grid(tiny_voc / "JPEGImages", train_ids(tiny_voc, 3), CLASSES, [seeds], [gt], gt), CLASSES, 64
+    )
+    assert large.width > small.width and large.height > small.height and large.mode == "RGB"
+
+
+def test_tool_writes_the_figure_and_refuses_bad_input(tiny_voc, seeds, tmp_path, capsys, tool_error):
+    out = tmp_path / "figs" / "grid.png"
+    args = [
+        "--images",
+        str(tiny_voc / "JPEGImages"),
+        "--list",
+        str(tiny_voc / "ImageSets" / "Segmentation" / "train.txt"),
+    ]
+    assert visualize.main([*args, "--seeds", str(seeds), "--gt", str(tiny_voc / "SegmentationClass"), "--n", "2",
+                           "--cell", "64", "--out", str(out)]) == 0  # fmt: skip
+    assert "wrote" in capsys.readouterr().out
+    with Image.open(out) as figure:
+        assert figure.format == "PNG" and figure.width > 3 * 64
+    tool_error(visualize.main([*args, "--out", str(tmp_path / "x.png")]), "give at least one of --seeds")
     save_seeds(seeds / "tiny_001.npz", [1], np.zeros((1, 10, 10), np.float32))
-    with pytest.raises(SystemExit, match=r"tiny_001.npz: maps are 10x10 but the image is 48x48"):
-        draw(tiny_voc, tmp_path / "grid.png", "--seeds", str(seeds))
-    assert not (tmp_path / "grid.png").exists()
+    code = visualize.main([*args, "--seeds", str(seeds), "--out", str(tmp_path / "bad.png")])
+    tool_error(code, r"tiny_001.npz: maps are 10x10 but the image is 48x48")
+    assert not (tmp_path / "bad.png").exists()
+    tool_error(
+        visualize.main([*args, "--gt", str(tmp_path / "nowhere"), "--out", str(out)]),
+        "--gt .*nowhere: not an existing folder",
+    )

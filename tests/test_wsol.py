@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from wsss.data.dataset import wsss_collate
-from wsss.evaluation import WSOLMetric
-from wsss.localizer.wsol import WSOLEvaluator, box_from_map, box_iou, minmax_normalize
-from wsss.models.data_preprocessor import SegDataPreprocessor
+from wsss.evaluation.metrics import WSOLMetric
+from wsss.evaluation.wsol import WSOLEvaluator, box_from_map, box_iou, minmax_normalize
+from wsss.nn.preprocessor import SegDataPreprocessor
 from wsss.registry import METRICS
 
 

@@ -1,23 +1,38 @@
-"""Atomic file writes: a reader (or a resumed run) never sees half a file."""
+"""Atomic file writes: a reader (or a resumed run) never sees half a file.
+
+Every writer of the toolkit goes through these: text, JSON and images are written to a temporary
+sibling (same folder, same suffix) and renamed onto the target, which is atomic on one file system.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+TMP_MARK = ".tmp"
 
 
 def atomic_path(path: str | os.PathLike) -> Path:
     """A temporary sibling of ``path`` to write to before renaming onto it (same folder, same suffix)."""
     path = Path(path)
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    return path.with_name(f".{path.stem}.{os.getpid()}{TMP_MARK}{path.suffix}")
 
 
 @contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path to write; it replaces ``path`` when the block succeeds and is removed if not."""
+    """Yield a temporary path to write; it replaces ``path`` when the block succeeds and is removed if not.
+
+    The folder of ``path`` is created when missing.
+    """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic_path(path)
     try:
         yield tmp
@@ -27,7 +42,53 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete temporary files a killed run left in ``folder`` (``.<name>.<pid>.tmp.<suffix>``); returns the count.
+
+    Only files whose writer process is gone are removed, so a writer running beside this one keeps its own.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for entry in os.scandir(folder):
+        name = entry.name
+        if not (name.startswith(".") and TMP_MARK in name and entry.is_file()):
+            continue
+        pid_text = name[1:].rsplit(TMP_MARK, 1)[0].rsplit(".", 1)[-1]
+        if pid_text.isdigit() and _process_alive(int(pid_text)):
+            continue
+        Path(entry.path).unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any, indent: int | None = 2) -> None:
+    """Write ``data`` as JSON to ``path`` atomically; NaN is refused (write None instead)."""
+    write_text_atomic(path, json.dumps(data, indent=indent, allow_nan=False) + "\n")
+
+
+def save_png_atomic(path: str | os.PathLike, image: np.ndarray | Image.Image) -> None:
+    """Write an RGB (or greyscale) image, as an array or a PIL image, to a PNG atomically."""
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.asarray(image))
+    with atomic_write(path) as tmp:
+        image.save(tmp, format="PNG")

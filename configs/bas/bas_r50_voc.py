@@ -1,4 +1,4 @@
-# BAS on PASCAL VOC 2012 train_aug with the authors' WSSS recipe (METHODS.md section 1):
+# BAS on PASCAL VOC 2012 train_aug with the authors' WSSS recipe (the BAS paper and wpy1999/BAS-Extension):
 # ResNet-50 with layer3 stride 2 and layer4 stride 1 (output stride 16: 448 px -> 28x28 maps),
 # images resized to 512x512 (bicubic), flipped, random 448 crops; batch 16, 10 epochs, SGD with poly
 # decay (power 0.9), lr 0.005, weight decay 1e-4, 10x lr for the two new heads (classifier, generator).

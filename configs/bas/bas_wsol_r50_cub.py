@@ -1,4 +1,4 @@
-# BAS for WSOL on CUB-200-2011 with the authors' ResNet-50 recipe (METHODS.md section 1, WSOL variant):
+# BAS for WSOL on CUB-200-2011 with the authors' ResNet-50 recipe (the paper's WSOL variant):
 # 224 px input, layer3 at 28x28 (output stride 8), a 2x max-pool, layer4 at 14x14; classifier
 # conv3x3 -> 1024, ReLU, conv3x3, ReLU, conv1x1 -> 200; generator conv3x3 + sigmoid on layer3.
 # L = L_cls + 0.5 L_frg + L_bas + 1.5 L_ac. SGD with Nesterov momentum 0.9, weight decay 5e-4, lr 1e-3

@@ -1,27 +1,56 @@
-# The weakly supervised pipeline on the embedded shapes dataset, sized to finish in minutes on a
-# 2-core CPU (tools/run_pipeline.py). Every path is relative to the repository root.
+# The weakly supervised pipeline on the embedded shapes dataset, sized for a 2-core CPU
+# (tools/run_pipeline.py). Each entry of `stages` is one stage: its type (wsss.pipeline.stages) and
+# options; other stages are named by their keys. Drop a stage with `stages = dict(name=None)` in a
+# config based on this one, change one with `stages = dict(name=dict(option=value))`.
 #
 # BAS needs a classifier that already recognises the objects (the paper starts from ImageNet weights;
-# no weights are downloaded here), so the CAM classifier is trained first and both BAS and the CAM
-# baseline continue from it for the same number of epochs: the two localizers get exactly the same
-# budget. The BAS seeds are also fused with the CAM seeds, as the BAS authors make their masks.
-dataset = dict(n_train=500, n_val=100, size=96, seed=0)
+# nothing is downloaded here), so the CAM classifier is trained first and both BAS and the CAM
+# baseline continue from it for the same budget. BAS seeds are also fused with CAM seeds, as the BAS
+# authors make their masks, and the best of the three on the labelled images becomes pseudo labels.
+cam_config = "configs/bas/cam_shapes.py"
+bas_config = "configs/bas/bas_shapes.py"
+seg_config = "configs/seg/deeplabv3plus_shapes.py"
+seed_scales = (1.0, 0.5, 1.5)  # the paper adds 2.0; left out to keep the demo short
 
-localizer = dict(
-    cam_config="configs/bas/cam_shapes.py",
-    bas_config="configs/bas/bas_shapes.py",
-    warmup_epochs=16,  # CAM classifier training that both localizers start from
-    epochs=8,  # then BAS, and the CAM baseline, for this many epochs each
-    cfg_options=dict(),
+stages = dict(
+    data=dict(type="MakeShapes", n_train=500, n_val=100, size=96, seed=0, description="draw the shapes dataset"),
+    train_cam=dict(type="Train", config=cam_config, epochs=16, metric="cls/mAP",
+                   description="CAM classifier (the warm start of both localizers)",
+                   report=dict(key="classifier_map", label="CAM classifier, val mAP")),
+    train_bas=dict(type="Train", config=bas_config, epochs=8, load_from="train_cam", metric="cls/mAP",
+                   description="BAS from the CAM weights"),
+    train_cam_more=dict(type="Train", config=cam_config, epochs=8, load_from="train_cam", metric="cls/mAP",
+                        description="CAM baseline from the same weights, same budget as BAS"),
+    seeds_bas=dict(type="Seeds", model="train_bas", scales=seed_scales, description="multi-scale BAS seeds"),
+    seeds_cam=dict(type="Seeds", model="train_cam_more", scales=seed_scales, description="multi-scale CAM seeds"),
+    seeds_fused=dict(type="FuseSeeds", bas="seeds_bas", cam="seeds_cam", description="BAS + CAM fused seeds"),
+    sweep_bas=dict(type="SweepSeeds", seeds="seeds_bas", description="threshold sweep of the BAS seeds",
+                   report=dict(key="seed_miou.bas", label="BAS seeds (train, best threshold)")),
+    sweep_cam=dict(type="SweepSeeds", seeds="seeds_cam", description="threshold sweep of the CAM seeds",
+                   report=dict(key="seed_miou.cam", label="CAM seeds, same budget (train, best threshold)")),
+    sweep_fused=dict(type="SweepSeeds", seeds="seeds_fused", description="threshold sweep of the fused seeds",
+                     report=dict(key="seed_miou.fused", label="BAS + CAM fused seeds (train, best threshold)")),
+    pseudo_labels=dict(type="PseudoLabels", sweeps=["sweep_bas", "sweep_cam", "sweep_fused"], crf=True,
+                       description="pseudo labels: the best seeds at their threshold, dense CRF"),
+    eval_pseudo=dict(type="EvalLabels", labels="pseudo_labels", description="pseudo labels against the ground truth",
+                     report=dict(key="pseudo_label_miou", label="pseudo labels (train, CRF)")),
+    train_seg=dict(type="Train", config=seg_config, epochs=6, labels="pseudo_labels", metric="mIoU",
+                   description="segmenter on the pseudo labels"),
+    train_upper=dict(type="Train", config=seg_config, epochs=6, labels="SegmentationClass", metric="mIoU",
+                     description="the same segmenter on ground-truth masks (the upper bound)"),
+    test_seg=dict(type="Test", model="train_seg", description="segmenter on pseudo labels, tested on val",
+                  report=dict(key="segmenter_miou", label="segmenter on pseudo labels (val)")),
+    test_upper=dict(type="Test", model="train_upper", description="upper bound, tested on val",
+                    report=dict(key="upper_bound_miou", label="segmenter on ground truth, upper bound (val)")),
+    predict_train=dict(type="Test", model="train_seg", split="train", predict_only=True,
+                       description="segmenter predictions on the training images, for the figure"),
+    figure=dict(type="Figure", seeds=["seeds_bas", "seeds_cam"], labels=["pseudo_labels", "predict_train"], n=8,
+                description="example images: seeds, pseudo labels, predictions, ground truth"),
+)  # fmt: skip
+report = dict(
+    upper_bound="test_upper",
+    compare=["test_seg"],
+    per_class=["sweep_bas", "sweep_cam", "sweep_fused", "eval_pseudo", "test_seg", "test_upper"],
+    figure="figure",
 )
-seeds = dict(
-    split="train",  # seeds and pseudo labels for the training images
-    sweep_split="train",  # labelled images the background threshold is chosen on
-    scales=(1.0, 0.5, 1.5),  # the paper adds 2.0; left out to keep the demo short
-    thresholds="0.05:0.95:0.05",
-    source="best",  # 'bas', 'cam', 'fused' or 'best': the highest swept mIoU on the labelled images
-)
-pseudo_labels = dict(crf=True)
-segmenter = dict(config="configs/seg/deeplabv3plus_shapes.py", epochs=6, cfg_options=dict())
-report = dict(examples=8)
-jobs = 2  # stages run side by side; each gets cores // jobs threads
+jobs = 2  # stages run side by side; each starts with cores // running threads

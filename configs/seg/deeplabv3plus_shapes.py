@@ -37,7 +37,6 @@ train_dataloader = dict(
 )
 # An unreadable training image is replaced by a random other one (warned once, counted); the hook
 # logs the count after every epoch. Evaluation datasets keep the default and stop on such a file.
-custom_imports = dict(imports=["wsss.data.dataset"], allow_failed_imports=False)
 custom_hooks = [dict(type="SkippedImagesHook")]
 
 val_evaluator = dict(type="SegIoUMetric")

@@ -85,12 +85,27 @@ def resolve_class_names(
     return tuple(names)
 
 
-def class_names_from_spec(spec: str) -> tuple[str, ...]:
+def class_names_from_spec(spec: str, data_root: str | os.PathLike | None = None) -> tuple[str, ...]:
     """Class names from a command-line value: ``voc``, ``coco``, a class_names.txt or an mmengine config .py.
 
     A config gives the classes of its test (else val, else train) dataset, from its ``classes`` or
-    the ``class_names.txt`` of its ``data_root``.
+    the ``class_names.txt`` of its ``data_root``. With ``data_root`` (the dataset the labels belong
+    to), a ``class_names.txt`` there must list as many classes, so ``--classes voc`` on another
+    dataset fails instead of printing the wrong names.
     """
+    names = _names_from_spec(spec)
+    root_file = Path(data_root) / CLASS_NAMES_FILE if data_root is not None else None
+    if root_file is not None and root_file.is_file():
+        own = read_class_names(root_file)
+        if len(own) != len(names):
+            raise ValueError(
+                f"{root_file}: the dataset has {len(own)} classes ({', '.join(own[:4])}, ...) but --classes {spec} "
+                f"gives {len(names)}; pass --classes {root_file}"
+            )
+    return names
+
+
+def _names_from_spec(spec: str) -> tuple[str, ...]:
     if spec.lower() in ("voc", "coco"):
         return resolve_class_names(spec)
     path = Path(spec)
@@ -104,9 +119,7 @@ def class_names_from_spec(spec: str) -> tuple[str, ...]:
     for key in ("test_dataloader", "val_dataloader", "train_dataloader"):
         dataset = (cfg.get(key) or {}).get("dataset")
         while isinstance(dataset, dict) and "classes" not in dataset and "data_root" not in dataset:
-            dataset = dataset.get("dataset")  # wrappers such as RepeatDataset
+            dataset = dataset.get("dataset") or (dataset.get("datasets") or [None])[0]  # wrappers, mixes
         if isinstance(dataset, dict):
             return resolve_class_names(dataset.get("classes"), dataset.get("data_root"))
-    raise ValueError(
-        f"{path}: no dataloader dataset with `classes` or `data_root`; pass voc, coco or a class file"
-    )
+    raise ValueError(f"{path}: no dataloader dataset with `classes` or `data_root`; pass voc, coco or a class file")

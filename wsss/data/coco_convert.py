@@ -38,7 +38,6 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing import Pool
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,7 +48,8 @@ from tqdm import tqdm
 
 from wsss.data.classes import CLASS_NAMES_FILE, COCO_CLASSES, read_class_names, write_class_names
 from wsss.data.label_io import IGNORE_INDEX, write_label_png
-from wsss.fileio import atomic_write
+from wsss.fileio import atomic_write, remove_stale_temporaries
+from wsss.parallel import process_pool
 
 CrowdPolicy = Literal["class", "ignore"]
 CROWD_POLICIES: tuple[str, ...] = ("class", "ignore")
@@ -89,6 +89,7 @@ class ConversionSummary:
     reused: int
     left_out_empty: int
     split_file: Path
+    refused: tuple[Any, ...] = ()
 
 
 def split_name(ann_path: str | os.PathLike) -> str:
@@ -146,20 +147,60 @@ def class_names(categories: Sequence[dict]) -> tuple[str, ...]:
     return ("background", *names)
 
 
-def annotation_rle(segmentation: Any, height: int, width: int) -> dict | None:
-    """One RLE for a polygon list, an uncompressed RLE or a compressed RLE; ``None`` when it covers nothing."""
+def check_polygon(polygon: Any, height: int, width: int) -> list[float] | None:
+    """A polygon's coordinates as floats when they can be painted, None when it covers nothing (< 3 points);
+    ValueError for coordinates that are not finite numbers or lie beyond one image size outside the image,
+    which would make pycocotools rasterise edges of absurd length (gigabytes for one coordinate of 1e9)."""
+    if not isinstance(polygon, (list, tuple)):
+        raise ValueError(f"a polygon must be a list of coordinates, got {type(polygon).__name__}")
+    if len(polygon) < 6 or len(polygon) % 2:
+        return None
+    try:
+        values = np.asarray(polygon, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("polygon coordinates must be numbers") from None
+    if values.ndim != 1 or not np.isfinite(values).all():
+        raise ValueError("polygon coordinates must be finite numbers")
+    xs, ys = values[0::2], values[1::2]
+    if xs.min() < -width or xs.max() > 2 * width or ys.min() < -height or ys.max() > 2 * height:
+        raise ValueError(
+            f"polygon coordinates span x {xs.min():.4g}..{xs.max():.4g}, y {ys.min():.4g}..{ys.max():.4g}, far "
+            f"outside the {width}x{height} image"
+        )
+    return values.tolist()
+
+
+def check_segmentation(segmentation: Any, height: int, width: int) -> Any:
+    """The segmentation in a paintable form (polygons checked, RLE sizes checked); ValueError otherwise."""
     if isinstance(segmentation, list):
-        polygons = [polygon for polygon in segmentation if len(polygon) >= 6 and len(polygon) % 2 == 0]
-        if not polygons:
-            return None
-        return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+        polygons = [check_polygon(polygon, height, width) for polygon in segmentation]
+        return [polygon for polygon in polygons if polygon is not None]
     if isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
-        if list(segmentation["size"]) != [height, width]:
-            raise ValueError(f"RLE size {segmentation['size']} differs from the image size {[height, width]}")
-        if isinstance(segmentation["counts"], list):
-            return mask_utils.frPyObjects(segmentation, height, width)
+        size = segmentation["size"]
+        if not isinstance(size, (list, tuple)) or [int(v) for v in size] != [height, width]:
+            raise ValueError(f"RLE size {size} differs from the image size {[height, width]}")
+        counts = segmentation["counts"]
+        if isinstance(counts, list):
+            if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != height * width:
+                raise ValueError(f"uncompressed RLE counts must be non-negative integers summing to {height * width}")
+        elif not isinstance(counts, (str, bytes)):
+            raise ValueError(f"RLE counts must be a list or a string, got {type(counts).__name__}")
         return segmentation
     raise ValueError(f"unknown segmentation format {type(segmentation).__name__}")
+
+
+def annotation_rle(segmentation: Any, height: int, width: int) -> dict | None:
+    """One RLE for checked polygons, an uncompressed RLE or a compressed RLE; ``None`` when it covers nothing."""
+    if isinstance(segmentation, list):
+        if not segmentation:
+            return None
+        return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    if isinstance(segmentation["counts"], list):
+        return mask_utils.frPyObjects(segmentation, height, width)
+    rle = dict(segmentation)
+    if isinstance(rle["counts"], str):
+        rle["counts"] = rle["counts"].encode("ascii")
+    return rle
 
 
 def paint_label(
@@ -195,9 +236,10 @@ def convert_image(task: ImageTask, label_dir: Path, crowd: CrowdPolicy, keep_emp
     for ann_id, index, is_crowd, segmentation in task.annotations:
         try:
             rle = annotation_rle(segmentation, task.height, task.width)
-        except ValueError as err:
-            raise ValueError(f"annotation {ann_id} of image {task.stem}: {err}") from err
-        if rle is not None and mask_utils.area(rle) > 0:
+            area = 0 if rle is None else int(mask_utils.area(rle))
+        except (TypeError, ValueError, OverflowError) as err:
+            raise ValueError(f"annotation {ann_id} of image {task.stem}: unreadable segmentation ({err})") from None
+        if area > 0:
             objects.append((ann_id, index, is_crowd, rle))
     classes = tuple(sorted({index for _, index, _, _ in objects}))
     empty = not objects
@@ -212,34 +254,87 @@ def _convert_star(args: tuple[ImageTask, Path, CrowdPolicy, bool]) -> ImageResul
     return convert_image(*args)
 
 
-def build_tasks(data: dict, ann_path: str | os.PathLike) -> list[ImageTask]:
-    """Group the json's annotations by image into tasks, mapping category ids to class indices."""
+def _positive_int(value: Any, what: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a whole number, got {value!r}") from None
+    if number < 1 or number != value:
+        raise ValueError(f"{what} must be a positive whole number, got {value!r}")
+    return number
+
+
+def build_tasks(data: dict, ann_path: str | os.PathLike, skip_bad: bool = False) -> tuple[list[ImageTask], list[Any]]:
+    """Group the json's annotations by image into checked tasks; also the ids of annotations left out.
+
+    Every problem names the image or annotation and stops the conversion, unless ``skip_bad``: then
+    the bad annotation is left out and its id returned (an image with bad fields stops it either way).
+    """
     indices = category_indices(data["categories"], ann_path)
-    by_image: dict[int, list[tuple[int, int, bool, Any]]] = {}
-    for annotation in data["annotations"]:
-        category_id = int(annotation["category_id"])
-        if category_id not in indices:
-            raise ValueError(
-                f"{ann_path}: annotation {annotation.get('id')} has category id {category_id}, "
-                "which is not in 'categories'; fix or drop that annotation"
-            )
-        by_image.setdefault(int(annotation["image_id"]), []).append(
-            (
-                int(annotation.get("id", 0)),
-                indices[category_id],
-                bool(annotation.get("iscrowd", 0)),
-                annotation["segmentation"],
-            )
-        )
-    tasks, seen = [], set()
+    images: dict[int, tuple[str, int, int]] = {}
+    seen = set()
     for image in data["images"]:
-        stem = Path(image["file_name"]).stem
+        try:
+            image_id = int(image["id"])
+            stem = Path(image["file_name"]).stem
+            height = _positive_int(image.get("height"), "height")
+            width = _positive_int(image.get("width"), "width")
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{ann_path}: image {image.get('id', '?')}: {err}; fix its entry in 'images'") from None
         if stem in seen:
             raise ValueError(f"{ann_path}: two images share the file stem {stem!r}; label PNGs would collide")
         seen.add(stem)
-        annotations = tuple(by_image.get(int(image["id"]), ()))
-        tasks.append(ImageTask(stem, int(image["height"]), int(image["width"]), annotations))
-    return tasks
+        images[image_id] = (stem, height, width)
+    by_image: dict[int, list[tuple[int, int, bool, Any]]] = {}
+    refused: list[Any] = []
+    for annotation in data["annotations"]:
+        ann_id = annotation.get("id", "?") if isinstance(annotation, dict) else "?"
+        try:
+            if not isinstance(annotation, dict):
+                raise ValueError("an annotation must be a JSON object")
+            for key in ("image_id", "category_id", "segmentation"):
+                if key not in annotation:
+                    raise ValueError(f"no {key!r}")
+            category_id = int(annotation["category_id"])
+            if category_id not in indices:
+                raise ValueError(f"category id {category_id} is not in 'categories'")
+            image_id = int(annotation["image_id"])
+            if image_id not in images:
+                raise ValueError(f"image_id {image_id} is not in 'images'")
+            _, height, width = images[image_id]
+            segmentation = check_segmentation(annotation["segmentation"], height, width)
+        except (TypeError, ValueError) as err:
+            if not skip_bad:
+                raise ValueError(
+                    f"{ann_path}: annotation {ann_id}: {err}; fix or drop that annotation (or pass --skip-bad)"
+                ) from None
+            refused.append(ann_id)
+            continue
+        by_image.setdefault(image_id, []).append(
+            (int(annotation.get("id", 0)), indices[category_id], bool(annotation.get("iscrowd", 0)), segmentation)
+        )
+    tasks = [ImageTask(stem, h, w, tuple(by_image.get(image_id, ()))) for image_id, (stem, h, w) in images.items()]
+    return tasks, refused
+
+
+def check_image_sizes(images: Path, tasks: Sequence[ImageTask], data: dict, ann_path: str | os.PathLike) -> None:
+    """ValueError when an image file's real size differs from the json's height and width (labels would
+    not fit the image); reads headers only."""
+    names = {Path(image["file_name"]).stem: Path(image["file_name"]).name for image in data["images"]}
+    for task in tasks:
+        path = images / names[task.stem]
+        if not path.is_file():
+            continue
+        try:
+            with Image.open(path) as image:
+                size = image.size
+        except OSError as err:
+            raise ValueError(f"{path}: unreadable image ({err}); replace it or drop it from {ann_path}") from None
+        if size != (task.width, task.height):
+            raise ValueError(
+                f"{path}: is {size[0]}x{size[1]} but {ann_path} says {task.width}x{task.height}; "
+                "fix the json's width and height (or use the images it was made for)"
+            )
 
 
 def write_text_if_changed(path: Path, text: str) -> None:
@@ -251,21 +346,20 @@ def write_text_if_changed(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def link_images(out: Path, images: Path, split: str) -> None:
-    """Link ``out/<split>`` (and ``out/JPEGImages`` when absent) to ``images``; warn when a link leads elsewhere.
+def link_images(out: Path, images: Path, split: str) -> list[Path]:
+    """Link ``out/<split>`` (and ``out/JPEGImages`` when absent) to ``images``; returns the links it made.
 
     COCO keeps each split's images in its own folder, so one output folder holding train and val
-    reaches both through the per-split links.
+    reaches both through the per-split links. A link that leads elsewhere is kept, with a warning.
     """
+    made = []
     for link in (out / split, out / "JPEGImages"):
         if not link.exists() and not link.is_symlink():
             link.symlink_to(images.resolve(), target_is_directory=True)
+            made.append(link)
         elif link.name == split and (not link.exists() or not os.path.samefile(link, images)):
-            log.warning(
-                "%s already exists and is not %s; kept as is, so this split's images may not be found",
-                link,
-                images,
-            )
+            log.warning("%s already exists and is not %s; kept as is, so this split's images may not be found", link, images)
+    return made
 
 
 def check_images_dir(images: Path, data: dict, ann_path: str | os.PathLike) -> None:
@@ -318,8 +412,13 @@ def convert_coco(
     keep_empty: bool = False,
     workers: int = 1,
     progress: bool = True,
+    skip_bad: bool = False,
 ) -> ConversionSummary:
-    """Convert one COCO instances json into VOC-layout labels under ``out`` (see the module docstring)."""
+    """Convert one COCO instances json into VOC-layout labels under ``out`` (see the module docstring).
+
+    Everything in the json is checked before anything is written, so a bad json leaves no output
+    behind; ``skip_bad`` leaves out annotations that cannot be painted (listed in the summary).
+    """
     if crowd not in CROWD_POLICIES:
         raise ValueError(f"crowd policy must be one of {CROWD_POLICIES}, got {crowd!r}")
     if workers < 1:
@@ -328,35 +427,40 @@ def convert_coco(
     data = load_instances(ann_path)
     check_images_dir(images, data, ann_path)
     names = class_names(data["categories"])
-    tasks = build_tasks(data, ann_path)
-
+    tasks, refused = build_tasks(data, ann_path, skip_bad)
+    check_image_sizes(images, tasks, data, ann_path)
     names_file = out / CLASS_NAMES_FILE
     if names_file.is_file() and read_class_names(names_file) != names:
-        raise ValueError(
-            f"{names_file}: lists other classes than {ann_path}; convert this json into a fresh --out folder"
-        )
+        raise ValueError(f"{names_file}: lists other classes than {ann_path}; convert this json into a fresh --out folder")
     cls_path = out / CLS_LABELS_FILE
     cls_labels = read_cls_labels(cls_path)
-    label_dir = out / "SegmentationClass"
-    label_dir.mkdir(parents=True, exist_ok=True)
-    link_images(out, images, split_name(ann_path))
 
+    label_dir = out / "SegmentationClass"
+    created = [path for path in (out, label_dir) if not path.exists()]
+    label_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(label_dir)
+    split = split_name(ann_path)
+    links = link_images(out, images, split)
     jobs = [(task, label_dir, crowd, keep_empty) for task in tasks]
-    bar = dict(total=len(jobs), desc=f"coco {split_name(ann_path)}", unit="img", disable=not progress)
+    bar = dict(total=len(jobs), desc=f"coco {split}", unit="img", disable=not progress)
     try:
         if workers == 1:
             results = [_convert_star(job) for job in tqdm(jobs, **bar)]
         else:
-            with Pool(workers) as pool:
+            with process_pool(workers) as pool:
                 results = list(tqdm(pool.imap_unordered(_convert_star, jobs, chunksize=16), **bar))
-    except ValueError as err:
-        raise ValueError(f"{ann_path}: {err}; fix or drop that annotation") from err
+    except BaseException:
+        for link in links:
+            link.unlink(missing_ok=True)
+        for folder in reversed(created):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
 
     listed = [result for result in results if keep_empty or not result.empty]
     for result in results:
         cls_labels.pop(result.stem, None)  # a stem this run leaves out must not keep an older entry
     cls_labels.update({result.stem: list(result.classes) for result in listed})
-    split = split_name(ann_path)
     split_file = out / "ImageSets" / "Segmentation" / f"{split}.txt"
     write_text_if_changed(split_file, "".join(f"{stem}\n" for stem in sorted(r.stem for r in listed)))
     if not names_file.is_file():
@@ -370,4 +474,5 @@ def convert_coco(
         reused=len(listed) - written,
         left_out_empty=len(results) - len(listed),
         split_file=split_file,
+        refused=tuple(refused),
     )

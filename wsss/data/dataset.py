@@ -43,12 +43,11 @@ from mmengine.logging import print_log
 from torch.utils.data import Dataset
 
 from wsss.data.classes import resolve_class_names
-from wsss.data.image_io import read_image
+from wsss.data.image_io import IMAGE_SUFFIXES, index_images, read_image
 from wsss.data.label_io import IGNORE_INDEX, VOC_PALETTE, read_label_png
 from wsss.data.transforms import AlbuPipeline
 from wsss.registry import DATASETS, FUNCTIONS, HOOKS
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 LABEL_SOURCES = ("auto", "json", "xml", "mask", "none")
 # How many ids an error or warning about many files lists before it stops.
 SHOWN_IDS = 5
@@ -116,7 +115,7 @@ class ImageLabelDataset(Dataset):
 
     Each item is ``{'inputs': uint8 tensor (3, H, W), 'data_samples': dict}`` where the sample dict
     holds ``img_id``, ``img_path``, ``ori_shape``, ``cls_label`` (multi-hot float, background
-    excluded), ``gt_seg`` (int64 (H, W), when masks are read) and ``maps`` (when a map provider is set).
+    excluded) and ``gt_seg`` (int64 (H, W), when masks are read).
 
     ``allow_missing``: with masks, leave out listed images whose label PNG is missing (warning with
     the count) instead of refusing the split. ``skip_corrupt``: serve a random other image in place
@@ -160,7 +159,9 @@ class ImageLabelDataset(Dataset):
         self.img_ids = read_split(self.data_root / split_dir / f"{split}.txt")
         if max_images is not None:
             self.img_ids = self.img_ids[:max_images]
-        self.img_paths = [self._find_image(i) for i in self.img_ids]
+        found = index_images(self.img_dir, self.img_ids, f"ids of split '{split}'",
+                             "remove those ids from the split list or restore the images")  # fmt: skip
+        self.img_paths = [found[i] for i in self.img_ids]
         if self.with_mask:
             self._check_label_files(allow_missing)
         self.cls_labels = self._load_class_labels(labels_from, self.data_root / cls_label_file)
@@ -176,16 +177,6 @@ class ImageLabelDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.img_ids)
-
-    def _find_image(self, img_id: str) -> Path:
-        for suffix in IMAGE_SUFFIXES:
-            path = self.img_dir / f"{img_id}{suffix}"
-            if path.is_file():
-                return path
-        raise FileNotFoundError(
-            f"{self.img_dir / img_id}.jpg: image listed in split '{self.split}' not found; "
-            "remove the id from the split list or restore the image"
-        )
 
     def _check_label_files(self, allow_missing: bool) -> None:
         """Refuse (or, with ``allow_missing``, leave out) listed images that have no label PNG."""
@@ -350,9 +341,7 @@ def _image_label_datasets(dataset: Any) -> list[ImageLabelDataset]:
 class SkippedImagesHook(Hook):
     """After every training epoch, log how many unreadable images ``skip_corrupt`` has skipped so far.
 
-    The count covers all ranks of a distributed run and is logged only when it is not zero. Hooks
-    are built before datasets, so a config that lists this hook also imports its module:
-    ``custom_imports = dict(imports=["wsss.data.dataset"])`` (as configs/seg/ do).
+    The count covers all ranks of a distributed run and is logged only when it is not zero.
     """
 
     def after_train_epoch(self, runner: Any) -> None:

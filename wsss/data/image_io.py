@@ -1,12 +1,60 @@
-"""Image loading that always yields RGB uint8, whatever the file holds."""
+"""Finding and reading images: any suffix a dataset uses, always decoded to RGB uint8."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def find_image(images_dir: str | os.PathLike, image_id: str) -> Path:
+    """The image file of ``image_id`` in ``images_dir``, trying :data:`IMAGE_SUFFIXES` in order."""
+    images_dir = Path(images_dir)
+    for suffix in IMAGE_SUFFIXES:
+        path = images_dir / f"{image_id}{suffix}"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"{images_dir / image_id}.jpg: image not found (also tried {', '.join(IMAGE_SUFFIXES[1:])}); "
+        "point the images folder at the images of the list, or drop the id from it"
+    )
+
+
+def index_images(images_dir: str | os.PathLike, ids: Sequence[str], what: str = "ids",
+                 fix: str = "point the images folder at the images the ids come from") -> dict[str, Path]:  # fmt: skip
+    """``id -> image path`` for every id from one scan of ``images_dir`` (suffixes ranked as in
+    :data:`IMAGE_SUFFIXES`); FileNotFoundError names how many ``what`` have no image, the first ones, and ``fix``."""
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        raise FileNotFoundError(f"{images_dir}: images folder not found; give the folder of the original images")
+    rank = {suffix: i for i, suffix in enumerate(IMAGE_SUFFIXES)}
+    by_stem: dict[str, Path] = {}
+    for entry in os.scandir(images_dir):
+        path = Path(entry.path)
+        suffix = path.suffix.lower()
+        if suffix in rank and entry.is_file():
+            known = by_stem.get(path.stem)
+            if known is None or rank[suffix] < rank[known.suffix.lower()]:
+                by_stem[path.stem] = path
+    missing = [image_id for image_id in ids if image_id not in by_stem]
+    if missing:
+        first = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise FileNotFoundError(f"{images_dir}: no image for {len(missing)} of {len(ids)} {what} (first: {first}); {fix}")
+    return {image_id: by_stem[image_id] for image_id in ids}
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(H, W)`` of an image file, read from its header only."""
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{path}: unreadable image ({err}); replace it or drop its id from the list") from err
 
 
 def to_rgb_uint8(image: Image.Image) -> np.ndarray:

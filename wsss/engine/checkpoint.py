@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
+from torch import nn
 
 # HistoryBuffer pickles its statistics table as ``getattr(HistoryBuffer, name)``; these are the
 # names mmengine registers by default.
@@ -54,26 +57,179 @@ def checkpoint_safe_globals() -> list[Any]:
     return entries
 
 
+def _is_torch_archive(path: str) -> bool:
+    """Whether ``path`` is a whole torch zip archive (what ``torch.save`` writes since torch 1.6)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("data.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _unpickling_reason(err: BaseException) -> str:
+    """The one line of torch's weights-only refusal that says what was refused (not its advice to unpickle anyway)."""
+    paragraphs = [p.strip() for p in str(err).replace("WeightsUnpickler error:", "\n\n").split("\n\n")]
+    useful = [
+        p
+        for p in paragraphs
+        if p and not p.startswith(("Weights only load failed", "Check the documentation"))
+    ]
+    return useful[0].splitlines()[0] if useful else type(err).__name__
+
+
 def load_from_local_safely(filename: str, map_location: Any = None) -> Any:
     """Read a local checkpoint with ``weights_only=True`` and the mmengine allowlist.
 
-    Raises ``pickle.UnpicklingError`` naming the file when it holds any other object.
+    A missing, empty, truncated or otherwise unreadable file raises ValueError saying so and naming
+    it; a whole file that holds objects outside the allowlist (a pickle that could run code) raises
+    ``pickle.UnpicklingError`` naming the file. Nothing outside the allowlist is ever unpickled.
     """
-    filename = os.path.expanduser(filename)
+    filename = os.path.expanduser(str(filename))
     if not os.path.isfile(filename):
         raise FileNotFoundError(f"{filename}: checkpoint not found")
+    if os.path.getsize(filename) == 0:
+        raise ValueError(
+            f"{filename}: the checkpoint file is empty (an interrupted save?); use another checkpoint"
+        )
+    whole_archive = _is_torch_archive(filename)
     try:
         with torch.serialization.safe_globals(checkpoint_safe_globals()):
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        detail = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()
-        reason = detail[0] if detail else type(err).__name__
-        raise pickle.UnpicklingError(
-            f"{filename}: refused to load, the file holds objects a checkpoint should not hold ({reason}); "
-            "only checkpoints of tensors and mmengine training state are read"
+        reason = _unpickling_reason(err)
+        if whole_archive and any(mark in reason for mark in ("GLOBAL", "global", "not allowed")):
+            raise pickle.UnpicklingError(
+                f"{filename}: refused to load: the file holds objects a checkpoint should not hold ({reason}); "
+                "only checkpoints of tensors and mmengine training state are read"
+            ) from None
+        raise ValueError(
+            f"{filename}: not a readable checkpoint ({reason}); use another checkpoint"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(
+            f"{filename}: not a readable checkpoint, truncated or corrupt ({reason[:120]}); "
+            "use another checkpoint (or train again)"
         ) from None
 
 
 def install_safe_checkpoint_loader() -> None:
-    """Make :func:`load_from_local_safely` mmengine's loader for local paths (the empty-prefix scheme)."""
+    """Make :func:`load_from_local_safely` mmengine's loader for local paths (the empty-prefix scheme).
+
+    Called by the entry points that let mmengine read checkpoints (``tools/train.py``); importing
+    this module changes nothing.
+    """
     CheckpointLoader.register_scheme(prefixes="", loader=load_from_local_safely, force=True)
+
+
+# --- which checkpoint ----------------------------------------------------------------------------
+
+FINAL_RECORD = "final_checkpoint"
+LAST_RECORD = "last_checkpoint"
+
+
+def _numbered_checkpoints(work_dir: Path) -> list[Path]:
+    """``epoch_N.pth`` / ``iter_N.pth`` files of a work dir, newest (highest N) first."""
+    found = []
+    for path in work_dir.glob("*.pth"):
+        stem = path.stem
+        for prefix in ("epoch_", "iter_"):
+            if stem.startswith(prefix) and stem[len(prefix) :].isdigit():
+                found.append((int(stem[len(prefix) :]), path))
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def _recorded(record: Path) -> Path | None:
+    try:
+        text = record.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return Path(text) if text else None
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file from ``path``: the file itself, or for a training work dir its final
+    checkpoint (the best by validation when training kept one, else the last)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for record in (path / FINAL_RECORD, path / LAST_RECORD):
+            target = _recorded(record) if record.is_file() else None
+            if target is not None and target.is_file():
+                return target
+        raise FileNotFoundError(
+            f"{path}: a work dir without a finished checkpoint ({FINAL_RECORD} / {LAST_RECORD}); "
+            "train in it first, or give the .pth file"
+        )
+    raise FileNotFoundError(
+        f"{path}: checkpoint not found; give a .pth file or the work dir of a training run"
+    )
+
+
+def find_resumable_checkpoint(work_dir: str | os.PathLike) -> tuple[Path | None, str | None]:
+    """The newest whole checkpoint of ``work_dir`` to resume from, and a note when it is not the recorded one.
+
+    ``last_checkpoint`` names the newest; when that file is missing or truncated (a kill while
+    saving) the newest whole ``epoch_N.pth`` / ``iter_N.pth`` takes its place.
+    """
+    work_dir = Path(work_dir)
+    recorded = _recorded(work_dir / LAST_RECORD) if (work_dir / LAST_RECORD).is_file() else None
+    if recorded is not None and recorded.is_file() and _is_torch_archive(str(recorded)):
+        return recorded, None
+    for candidate in _numbered_checkpoints(work_dir):
+        if _is_torch_archive(str(candidate)):
+            note = (
+                f"{recorded} (named in {work_dir / LAST_RECORD}) is missing or unreadable; resuming from {candidate}"
+                if recorded is not None
+                else None
+            )
+            return candidate, note
+    if recorded is not None:
+        return (
+            None,
+            f"{recorded} (named in {work_dir / LAST_RECORD}) is missing or unreadable and no other checkpoint is whole",
+        )
+    return None, None
+
+
+def check_weights_fit(model: nn.Module, checkpoint: str | os.PathLike, strict: bool) -> tuple[int, int]:
+    """ValueError unless the checkpoint's weights fit ``model``; returns (tensors loaded, model tensors).
+
+    Every tensor the two share by name must have the same shape (another class count fails here,
+    with the tensor named). ``strict`` (resuming) needs every model tensor; otherwise (``--load-from``)
+    at least half of them must come from the checkpoint, so an unrelated file cannot pass as a warm start.
+    """
+    state = checkpoint_weights(checkpoint)
+    own = model.state_dict()
+    for key, value in state.items():
+        if key in own and tuple(own[key].shape) != tuple(value.shape):
+            raise ValueError(
+                f"{checkpoint}: tensor {key} has shape {tuple(value.shape)} but the config builds "
+                f"{tuple(own[key].shape)}; the checkpoint was trained with another class count or model"
+            )
+    matched = sum(key in state for key in own)
+    missing = [key for key in own if key not in state]
+    if strict and missing:
+        raise ValueError(
+            f"{checkpoint}: lacks {len(missing)} of the model's {len(own)} tensors (e.g. {missing[0]}); "
+            "it was saved by another model, so training cannot resume from it"
+        )
+    if not strict and matched * 2 < len(own):
+        raise ValueError(
+            f"{checkpoint}: only {matched} of the model's {len(own)} tensors are in it; it is a checkpoint of "
+            "another model, so --load-from would train from random weights; give a checkpoint of this model"
+        )
+    return matched, len(own)
+
+
+def checkpoint_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The model weights of an mmengine checkpoint (or of a bare state-dict file), read safely."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found; pass the .pth file written by tools/train.py")
+    checkpoint = load_from_local_safely(str(path), map_location="cpu")
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: not a model checkpoint (no state_dict of tensors)")
+    return {k.removeprefix("module."): v for k, v in state.items()}

@@ -27,11 +27,24 @@ def _replace_key(node: Any, key: str, value_for: Callable[[dict], Any]) -> int:
     return count
 
 
-def override_data_root(cfg: Config, data_root: str | os.PathLike) -> None:
-    """Point every ``data_root`` in ``cfg`` at ``data_root``; a root ``class_names.txt`` decides the classes.
+def primary_dataset(dataset: Any) -> dict | None:
+    """The dataset dict ``--data-root`` applies to: a MixedDataset's first part, a wrapper's inner dataset."""
+    while isinstance(dataset, dict) and "data_root" not in dataset:
+        if isinstance(dataset.get("datasets"), (list, tuple)) and dataset["datasets"]:
+            dataset = dataset["datasets"][0]
+        elif isinstance(dataset.get("dataset"), dict):
+            dataset = dataset["dataset"]
+        else:
+            return None
+    return dataset if isinstance(dataset, dict) else None
 
-    With such a file, datasets get ``classes=None`` (so they read it) and every ``num_classes`` in
-    ``cfg.model`` becomes the file's count, so all heads match the data.
+
+def override_data_root(cfg: Config, data_root: str | os.PathLike) -> None:
+    """Point the primary dataset of every dataloader (and the ``data_root`` variable) at ``data_root``.
+
+    Only the primary dataset moves: in a MixedDataset (real + synthetic) the first part, so the other
+    parts keep their own roots. With a ``class_names.txt`` in the root, the moved datasets get
+    ``classes=None`` (so they read it) and every ``num_classes`` in ``cfg.model`` becomes its count.
     """
     root = Path(data_root)
     if not root.is_dir():
@@ -40,21 +53,20 @@ def override_data_root(cfg: Config, data_root: str | os.PathLike) -> None:
         )
     class_file = root / CLASS_NAMES_FILE
     class_names = read_class_names(class_file) if class_file.is_file() else None
-
-    def new_root(dataset: dict) -> str:
+    if "data_root" in cfg:  # the base-config variable, kept consistent for later readers
+        cfg.data_root = str(root)
+    moved = 0
+    for key in [k for k in cfg.keys() if k.endswith("dataloader")]:
+        dataset = primary_dataset((cfg[key] or {}).get("dataset"))
+        if dataset is None:
+            continue
+        dataset["data_root"] = str(root)
         if class_names is not None and "classes" in dataset:
             dataset["classes"] = None
-        return str(root)
-
-    replaced = 0
-    for key in list(cfg.keys()):
-        if key == "data_root":  # the base-config variable, kept consistent for later readers
-            cfg[key] = str(root)
-        else:
-            replaced += _replace_key(cfg[key], "data_root", new_root)
-    if replaced == 0:
+        moved += 1
+    if moved == 0:
         raise ValueError(
-            "the config names no data_root to override; drop --data-root or add data_root to its datasets"
+            "the config names no dataloader dataset with a data_root; drop --data-root or add data_root to it"
         )
     if class_names is not None and "model" in cfg:
         _replace_key(cfg.model, "num_classes", lambda _: len(class_names))

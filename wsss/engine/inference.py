@@ -10,26 +10,13 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
 
-import wsss.models  # noqa: F401  (registers the models)
-from wsss.engine.checkpoint import load_from_local_safely
+from wsss.engine.checkpoint import checkpoint_weights, resolve_checkpoint
 from wsss.registry import MODELS
-
-
-def checkpoint_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The model weights of an mmengine checkpoint (or of a bare state dict file), read safely."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found; pass the .pth file written by tools/train.py")
-    checkpoint = load_from_local_safely(str(path), map_location="cpu")
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: not a model checkpoint (no state_dict)")
-    return {k.removeprefix("module."): v for k, v in state.items()}
 
 
 def load_model_weights(model: nn.Module, path: str | os.PathLike, config_name: str = "the config") -> None:
     """Load a checkpoint strictly, with an error that says when it belongs to another model or class count."""
-    state = checkpoint_state_dict(path)
+    state = checkpoint_weights(path)
     own = model.state_dict()
     mismatched = [
         (k, tuple(v.shape), tuple(own[k].shape))
@@ -53,14 +40,38 @@ def load_model_weights(model: nn.Module, path: str | os.PathLike, config_name: s
     model.load_state_dict(state, strict=True)
 
 
+def build_model(cfg: Config) -> nn.Module:
+    """``cfg.model`` built in the config's registry scope."""
+    with DefaultScope.overwrite_default_scope(cfg.get("default_scope", "wsss")):
+        return MODELS.build(cfg.model)
+
+
 def model_from_checkpoint(
-    cfg: Config, checkpoint: str | os.PathLike, device: str | torch.device = "cpu"
+    cfg: Config,
+    checkpoint: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    needs: str | None = None,
+    num_classes: int | None = None,
 ) -> nn.Module:
-    """Build ``cfg.model``, load ``checkpoint`` into it, and return it on ``device`` in eval mode."""
-    scope = cfg.get("default_scope", "wsss")
-    with DefaultScope.overwrite_default_scope(scope):
-        model = MODELS.build(cfg.model)
-    load_model_weights(
-        model, checkpoint, config_name=Path(cfg.filename).name if cfg.filename else "the config"
-    )
+    """Build ``cfg.model``, load ``checkpoint`` (a .pth file or a training work dir) and return it in eval mode.
+
+    ``needs`` names a method the tool calls (``class_maps`` for seeds, ``foreground_map`` for WSOL,
+    ``tta_probs`` for segmenters), and ``num_classes`` the dataset's class count; a model without
+    the method or with another count is refused with a line naming the config and checkpoint.
+    """
+    config_name = Path(cfg.filename).name if cfg.filename else "the config"
+    model = build_model(cfg)
+    if needs is not None and not hasattr(model, needs):
+        raise ValueError(
+            f"{config_name}: builds a {type(model).__name__}, which has no {needs}; "
+            "give the config of the kind of model this tool runs"
+        )
+    path = resolve_checkpoint(checkpoint)
+    load_model_weights(model, path, config_name=config_name)
+    model_classes = getattr(model, "num_classes", None)
+    if num_classes is not None and model_classes is not None and model_classes != num_classes:
+        raise ValueError(
+            f"{path}: the model has {model_classes} classes but the dataset has {num_classes}; "
+            "use the data root and config the checkpoint was trained with"
+        )
     return model.to(device).eval()

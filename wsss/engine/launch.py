@@ -44,11 +44,11 @@ def join_torchrun_group(device: str) -> torch.device:
     """Join the process group torchrun describes (nccl on CUDA, gloo on CPU); returns this rank's device.
 
     For the tools that run their own loops (seeds, testing) rather than mmengine's Runner. Raises
-    RuntimeError naming the missing variables when the process was not started by torchrun.
+    ValueError naming the missing variables when the process was not started by torchrun.
     """
     missing = [name for name in TORCHRUN_VARIABLES if name not in os.environ]
     if missing:
-        raise RuntimeError(
+        raise ValueError(
             f"--launcher pytorch needs the environment torchrun sets ({', '.join(missing)} missing); start "
             "the tool with python -m torch.distributed.run --nproc_per_node N ... --launcher pytorch"
         )
@@ -63,3 +63,8 @@ def join_torchrun_group(device: str) -> torch.device:
         else:
             dist.init_process_group(backend="gloo")
     return target
+
+
+def device_for(device: str, launcher: str) -> torch.device:
+    """This process's device: ``device`` alone, or under ``--launcher pytorch`` this rank's after joining the group."""
+    return join_torchrun_group(device) if launcher == "pytorch" else torch.device(device)

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
 
 import torch
-from mmengine.evaluator import BaseMetric
-from mmengine.logging import print_log
-
-from wsss.registry import METRICS
 
 
 def average_precision(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -38,33 +32,3 @@ def average_precision(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
         recall_gain = torch.diff(true_pos, prepend=true_pos.new_zeros(1)) / positives
         result[k] = (precision * recall_gain).sum()
     return result
-
-
-@METRICS.register_module()
-class MultiLabelMAP(BaseMetric):
-    """Mean AP (percent) of ``cls_score`` against ``cls_label`` over the foreground classes.
-
-    Classes with no positive image in the split have no AP and are left out of the mean; the
-    per-class table is logged.
-    """
-
-    default_prefix = "cls"
-
-    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        for sample in data_samples:
-            self.results.append(
-                (sample["cls_score"].detach().float().cpu(), sample["cls_label"].float().cpu())
-            )
-
-    def compute_metrics(self, results: list) -> dict[str, float]:
-        scores = torch.stack([score for score, _ in results])
-        labels = torch.stack([label for _, label in results])
-        per_class = average_precision(scores, labels) * 100
-        names = list((self.dataset_meta or {}).get("classes", []))[1:]
-        if len(names) != len(per_class):
-            names = [f"class {k + 1}" for k in range(len(per_class))]
-        width = max(len(name) for name in names)
-        table = "\n".join(f"{name:<{width}}  {ap:6.2f}" for name, ap in zip(names, per_class.tolist()))
-        print_log(f"per-class AP (%):\n{table}", logger="current")
-        valid = per_class[~per_class.isnan()]
-        return {"mAP": float(valid.mean()) if len(valid) else math.nan}

@@ -12,14 +12,18 @@ gt, class) and cumulative sums over that first axis give every threshold's confu
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from wsss.data.label_io import IGNORE_INDEX
+from wsss.data.label_io import IGNORE_INDEX, check_labels_exist, read_label_fast
 from wsss.evaluation.confusion import (
     MAX_CLASSES,
     SegmentationResult,
@@ -27,8 +31,40 @@ from wsss.evaluation.confusion import (
     scores_from_matrix,
     validate_ground_truth,
 )
+from wsss.localize.seed_io import check_seeds_exist, load_seeds, seed_path
+from wsss.parallel import map_id_chunks
 
-DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 13))  # 0.05 .. 0.60
+DEFAULT_THRESHOLD_RANGE = "0.05:0.95:0.05"
+SWEEP_TIE_RULE = "a pixel whose strongest map equals t is background"
+
+
+def parse_thresholds(spec: str) -> tuple[float, ...]:
+    """Thresholds from ``START:STOP:STEP`` (STOP included when the steps land on it) or ``t1,t2,...``.
+
+    Every value must lie strictly between 0 and 1; ValueError says what is wrong.
+    """
+    try:
+        if ":" in spec:
+            start, stop, step = (float(part) for part in spec.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            # The small slack keeps STOP when float steps land a hair beyond it (0.05 * 12 > 0.6).
+            count = math.floor((stop - start) / step + 1e-9) + 1
+            values = tuple(round(start + i * step, 10) for i in range(count))
+        else:
+            values = tuple(float(part) for part in spec.split(","))
+    except ValueError:
+        raise ValueError(
+            f"thresholds {spec!r}: give START:STOP:STEP with STEP > 0 and START <= STOP "
+            f"(e.g. {DEFAULT_THRESHOLD_RANGE}), or a comma list (e.g. 0.2,0.25,0.3)"
+        ) from None
+    outside = [t for t in values if not 0.0 < t < 1.0]
+    if outside:
+        raise ValueError(f"thresholds {spec!r}: each must lie strictly between 0 and 1, got {outside}")
+    return values
+
+
+DEFAULT_THRESHOLDS: tuple[float, ...] = parse_thresholds(DEFAULT_THRESHOLD_RANGE)  # 0.05 .. 0.95, every tool
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +80,14 @@ class SweepResult:
     def curve(self) -> dict[float, float]:
         """Threshold -> mIoU (percent)."""
         return {t: r.mIoU for t, r in zip(self.thresholds, self.results)}
+
+    @property
+    def best_at_edge(self) -> bool:
+        """Whether the best threshold is the lowest or highest swept: the true best may lie beyond."""
+        return len(self.thresholds) > 1 and self.best_threshold in (
+            min(self.thresholds),
+            max(self.thresholds),
+        )
 
 
 class ThresholdSweep:
@@ -141,3 +185,113 @@ def format_curve(result: SweepResult) -> str:
         mark = " *" if t == result.best_threshold else ""
         lines.append(f"t={t:.2f}  mIoU={'nan' if math.isnan(miou) else f'{miou:.2f}'}{mark}")
     return "\n".join(lines)
+
+
+# --- sweeping a folder of seed files, and the sweep's JSON file ------------------------------------
+
+
+def _sweep_chunk(
+    seeds_dir: Path, gt_dir: Path, num_classes: int, thresholds: Sequence[float], ids: Sequence[str]
+) -> tuple[np.ndarray, int]:
+    """The sweep counts of one chunk of ids and the chunk's length; errors name the files."""
+    sweep = ThresholdSweep(num_classes, thresholds)
+    for image_id in ids:
+        seed_file = seed_path(seeds_dir, image_id)
+        gt_file = gt_dir / f"{image_id}.png"
+        keys, maps = load_seeds(seed_file)
+        gt = read_label_fast(gt_file)
+        if maps.shape[1:] != gt.shape:
+            raise ValueError(
+                f"{seed_file}: seed maps are {maps.shape[1]}x{maps.shape[2]} (HxW) but ground truth {gt_file} is "
+                f"{gt.shape[0]}x{gt.shape[1]}; seeds must be at the image's original size"
+            )
+        try:
+            sweep.update(keys, maps, gt)
+        except ValueError as err:
+            raise ValueError(f"{seed_file} / {gt_file}: {err}") from None
+    return sweep.counts, len(ids)
+
+
+def sweep_seed_folder(
+    seeds_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    ids: Sequence[str],
+    num_classes: int,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    workers: int = 1,
+    progress: bool = True,
+) -> SweepResult:
+    """Sweep every threshold over the seed files of ``ids`` against their ground-truth PNGs.
+
+    Missing files are reported (count and first ids) before any work; chunks of ids are spread over
+    ``workers`` processes, each returning its counts.
+    """
+    seeds_dir, gt_dir = Path(seeds_dir), Path(gt_dir)
+    check_seeds_exist(seeds_dir, ids)
+    check_labels_exist(gt_dir, ids, "ground-truth")
+    count_chunk = partial(_sweep_chunk, seeds_dir, gt_dir, num_classes, tuple(thresholds))
+    total = ThresholdSweep(num_classes, thresholds)
+    for counts in map_id_chunks(count_chunk, ids, workers, progress, "seed sweep", max_chunk=32):
+        total.counts += counts
+    return total.compute()
+
+
+def _json_number(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def sweep_to_dict(result: SweepResult, class_names: Sequence[str], seeds_dir: str | os.PathLike,
+                  gt_dir: str | os.PathLike, num_images: int) -> dict[str, Any]:  # fmt: skip
+    """The sweep as JSON data: the seeds it scored, the curve, the best threshold and its full result."""
+    return {
+        "seeds": str(Path(seeds_dir).resolve()),
+        "gt": str(Path(gt_dir).resolve()),
+        "num_images": num_images,
+        "unit": "percent",
+        "tie_rule": SWEEP_TIE_RULE,
+        "thresholds": list(result.thresholds),
+        "curve": [
+            {
+                "threshold": t,
+                "aAcc": _json_number(r.aAcc),
+                "mIoU": _json_number(r.mIoU),
+                "mAcc": _json_number(r.mAcc),
+            }
+            for t, r in zip(result.thresholds, result.results)
+        ],
+        "best_threshold": result.best_threshold,
+        "best_at_edge": result.best_at_edge,
+        "best": result.best.to_dict(class_names),
+    }
+
+
+@dataclass(frozen=True)
+class SweepChoice:
+    """What a sweep file says of its seeds: where they are, their best threshold and its mIoU."""
+
+    path: Path
+    seeds_dir: Path
+    threshold: float
+    miou: float
+
+
+def read_sweep(path: str | os.PathLike) -> SweepChoice:
+    """The seeds folder, best threshold and best mIoU of a sweep JSON (written by ``tools/eval_seeds.py --json``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: sweep file not found; make it with tools/eval_seeds.py --json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return SweepChoice(
+            path, Path(data["seeds"]), float(data["best_threshold"]), float(data["best"]["mIoU"])
+        )
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"{path}: not a sweep file of tools/eval_seeds.py --json ({err!r} missing or wrong)"
+        ) from None
+
+
+def best_sweep(paths: Sequence[str | os.PathLike]) -> SweepChoice:
+    """The sweep whose best mIoU is highest (the first on ties): the seeds to turn into pseudo labels."""
+    choices = [read_sweep(path) for path in paths]
+    return max(choices, key=lambda choice: choice.miou)

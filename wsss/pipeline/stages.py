@@ -1,134 +1,388 @@
-"""A small scheduler for resumable pipeline stages run as tool subprocesses.
+"""The stage types of the weakly supervised pipeline, each a thin wrapper around one tool.
 
-Each stage is one command (a ``tools/`` script) with the stages it needs; a stage whose marker file
-exists is skipped, so re-running the pipeline resumes it. Independent stages run side by side and
-every stage writes its own log. A stage gets its share of the CPU threads when it starts: the cores
-divided by the stages running at that moment, itself included. Small CPU models train about twice
-as fast on two threads as on one, so a stage that starts alone gets them all.
+``MakeShapes`` (data) -> ``Train`` (localizers, segmenters) -> ``Seeds`` / ``FuseSeeds`` ->
+``SweepSeeds`` -> ``PseudoLabels`` -> ``EvalLabels`` -> ``Train`` -> ``Test``, and ``Figure``.
+Options name other stages by their names; see each class for its options and what it reports.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from tqdm import tqdm
-
-from wsss.fileio import write_text_atomic
-
-
-@dataclass
-class Stage:
-    """One step: ``command()`` builds its argv when it starts (it may read earlier stages' outputs)."""
-
-    name: str
-    command: Callable[[], list[str]]
-    needs: Sequence[str] = ()
-    description: str = ""
-    seconds: float | None = field(default=None, init=False)
-    skipped: bool = field(default=False, init=False)
+from wsss.pipeline.stage import STAGES, Stage, StageError, cfg_options, per_class_iou, read_json, tool
 
 
-class StageFailed(RuntimeError):
-    """A stage's command exited non-zero."""
+def _result_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """Metrics and per-class scores of an evaluation JSON (mIoU, per-class IoU, FP and FN ratios)."""
+    rows = result["per_class"]
+    return {
+        "metrics": {"mIoU": result["mIoU"], "aAcc": result["aAcc"], "mAcc": result["mAcc"]},
+        "headline": "mIoU",
+        "per_class": {
+            "IoU": per_class_iou(result),
+            "FP_ratio": {row["class"]: row["FP_ratio"] for row in rows},
+            "FN_ratio": {row["class"]: row["FN_ratio"] for row in rows},
+        },
+    }
 
 
-class StageRunner:
-    """Runs stages in dependency order, ``jobs`` at a time, with markers in ``work_dir/stages``."""
+@STAGES.register_module()
+class MakeShapes(Stage):
+    """Draw the embedded shapes dataset into the pipeline's data root (skipped with ``--data-root``).
 
-    def __init__(self, stages: Sequence[Stage], work_dir: str | os.PathLike, jobs: int = 2):
-        self.stages = {stage.name: stage for stage in stages}
-        unknown = {need for stage in stages for need in stage.needs} - set(self.stages)
-        if unknown:
-            raise ValueError(f"stages need unknown stages: {sorted(unknown)}")
-        self.work_dir = Path(work_dir)
-        self.marker_dir = self.work_dir / "stages"
-        self.log_dir = self.work_dir / "logs"
-        self.jobs = max(1, jobs)
+    Options: ``n_train``, ``n_val``, ``size``, ``seed``, ``difficulty`` (easy, default, hard).
+    """
 
-    def marker(self, name: str) -> Path:
-        return self.marker_dir / f"{name}.json"
+    kind = "make_shapes"
+    makes_data = True
 
-    @staticmethod
-    def threads_for(running: int) -> int:
-        """Threads for a stage that will run beside ``running - 1`` others: an even share of the cores."""
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return max(1, cores // max(1, running))
+    @classmethod
+    def option_names(cls) -> set[str]:
+        return {"n_train", "n_val", "size", "seed", "difficulty"}
 
-    def _start(self, stage: Stage, threads: int) -> tuple[subprocess.Popen, float, list[str]]:
-        argv = stage.command()
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-        log = open(self.log_dir / f"{stage.name}.log", "w", encoding="utf-8")  # noqa: SIM115 (closed on finish)
-        log.write("$ " + " ".join(argv) + "\n")
-        log.flush()
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        process.log = log  # type: ignore[attr-defined]
-        return process, time.monotonic(), argv
+    @property
+    def out(self) -> Path:
+        return self.ctx.data_root
 
-    def run(self) -> dict[str, Stage]:
-        """Run every stage not yet marked done; raise :class:`StageFailed` naming the first failure's log."""
-        self.marker_dir.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        done: set[str] = set()
-        for name, stage in self.stages.items():
-            if self.marker(name).is_file():
-                stage.seconds = json.loads(self.marker(name).read_text())["seconds"]
-                stage.skipped = True
-                done.add(name)
-        pending = [name for name in self.stages if name not in done]
-        running: dict[str, tuple[subprocess.Popen, float, list[str]]] = {}
-        failed: list[str] = []
-        bar = tqdm(total=len(self.stages), initial=len(done), desc="pipeline", unit="stage", file=sys.stdout)
-        for name in done:
-            tqdm.write(f"[skip] {name} (done before, {self.stages[name].seconds:.0f} s)", file=sys.stdout)
-        while pending or running:
-            if not failed:
-                ready = [name for name in pending if all(need in done for need in self.stages[name].needs)]
-                starting = ready[: self.jobs - len(running)]
-                threads = self.threads_for(len(running) + len(starting))
-                for name in starting:
-                    pending.remove(name)
-                    tqdm.write(f"[start] {name}: {self.stages[name].description}", file=sys.stdout)
-                    running[name] = self._start(self.stages[name], threads)
-            elif not running:
-                break
-            time.sleep(0.2)
-            for name, (process, started, argv) in list(running.items()):
-                if process.poll() is None:
-                    continue
-                process.log.close()  # type: ignore[attr-defined]
-                del running[name]
-                seconds = time.monotonic() - started
-                if process.returncode != 0:
-                    failed.append(name)
-                    tqdm.write(
-                        f"[FAILED] {name} after {seconds:.0f} s; see {self.log_dir / name}.log",
-                        file=sys.stdout,
-                    )
-                    continue
-                stage = self.stages[name]
-                stage.seconds = seconds
-                write_text_atomic(
-                    self.marker(name), json.dumps({"seconds": seconds, "command": argv}, indent=1)
+    def argv(self) -> list[str]:
+        o = self.options
+        args = ["--out", self.out, "--n-train", o.get("n_train", 500), "--n-val", o.get("n_val", 100),
+                "--size", o.get("size", 96), "--seed", o.get("seed", 0)]  # fmt: skip
+        if o.get("difficulty"):
+            args += ["--difficulty", o["difficulty"]]
+        return tool("make_shapes", *args)
+
+
+@STAGES.register_module()
+class Train(Stage):
+    """Train a model config with ``tools/train.py`` in ``WORK/<name>`` (resumable).
+
+    Options: ``config``; ``iters`` or ``epochs`` (else the config's schedule); ``load_from`` (a Train
+    stage whose final weights start this one); ``labels`` (a stage whose label PNGs are the training
+    masks, or a folder name inside the data root such as ``SegmentationClass``); ``cfg_options``;
+    ``floor=dict(metric=..., min=..., hint=...)``, a validation figure the model must reach or the
+    pipeline stops with a diagnosis; ``collapse="stop"`` to stop when BAS maps collapse (else a note).
+    Reports the validation metrics of its final checkpoint (the best one when the config keeps it).
+    """
+
+    kind = "train"
+    uses_model = True
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        return {
+            "config",
+            "iters",
+            "epochs",
+            "load_from",
+            "labels",
+            "cfg_options",
+            "floor",
+            "collapse",
+            "metric",
+        }
+
+    @property
+    def config(self) -> Path:
+        return self.ctx.resolve_path(self.options["config"])
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """The config overrides that shape the model (what later stages must pass to rebuild it)."""
+        return dict(self.options.get("cfg_options") or {})
+
+    def reads(self) -> list[str]:
+        needs = [self.ref("load_from").name] if self.options.get("load_from") else []
+        labels = self.options.get("labels")
+        if labels in self.ctx.stages:
+            needs.append(labels)
+        return needs
+
+    def files(self) -> list[Path]:
+        return [self.config]
+
+    def argv(self) -> list[str]:
+        o = self.options
+        options = self.model_options
+        if o.get("iters") is not None:
+            options["train_cfg.max_iters"] = o["iters"]
+        if o.get("epochs") is not None:
+            options["train_cfg.max_epochs"] = o["epochs"]
+        labels = o.get("labels")
+        if labels is not None:
+            options["train_dataloader.dataset.label_dir"] = (
+                self.ctx.stages[labels].out if labels in self.ctx.stages else labels
+            )
+        args = [self.config, "--work-dir", self.out, "--data-root", self.ctx.data_root, "--resume"]
+        if o.get("load_from"):
+            args += ["--load-from", self.ref("load_from").out]
+        return tool("train", *args, *cfg_options(options))
+
+    def summarize(self) -> dict[str, Any]:
+        summary = read_json(self.out / "training_summary.json")
+        final = summary.get("final_checkpoint") or ""
+        values = summary["best"] if "best_" in Path(final).name else summary["last"]
+        metric = self.options.get("metric") or next(iter(values), None)
+        notes = []
+        collapsed = summary.get("collapsed_classes") or []
+        if collapsed:
+            notes.append(f"BAS maps collapsed to 0 for {', '.join(collapsed)} in the last epoch")
+            if self.options.get("collapse") == "stop":
+                raise StageError(
+                    f"stage {self.name}: BAS maps collapsed for {', '.join(collapsed)}; the classifier it started "
+                    "from does not recognise them: train the CAM longer (its iters) before BAS"
                 )
-                done.add(name)
-                bar.update(1)
-                tqdm.write(f"[done] {name} in {seconds:.0f} s", file=sys.stdout)
-        bar.close()
-        if failed:
-            logs = ", ".join(str(self.log_dir / f"{name}.log") for name in failed)
-            raise StageFailed(f"stage {failed[0]} failed; see {logs} (re-run the same command to resume)")
-        return self.stages
+        floor = self.options.get("floor")
+        if floor:
+            value = values.get(floor["metric"])
+            if value is None or value < floor["min"]:
+                shown = "nothing" if value is None else f"{value:.1f}"
+                raise StageError(
+                    f"stage {self.name}: the model reached val {floor['metric']} {shown} < {floor['min']}: it did not "
+                    f"learn; {floor.get('hint', 'give it more iterations (stages.' + self.name + '.iters)')}"
+                )
+        return {
+            "metrics": dict(values),
+            "headline": metric,
+            "outputs": {"work_dir": str(self.out), "checkpoint": final},
+            "notes": notes,
+        }
 
 
-def python_tool(script: str, *args: object) -> list[str]:
-    """argv running ``tools/<script>`` with this interpreter."""
-    tools = Path(__file__).resolve().parents[2] / "tools"
-    return [sys.executable, str(tools / script), *(str(a) for a in args)]
+class _ModelStage(Stage):
+    """A stage that runs the model a Train stage made, with that stage's config and model options."""
+
+    uses_model = True
+
+    @property
+    def model(self) -> Train:
+        model = self.ref("model")
+        if not isinstance(model, Train):
+            raise StageError(f"stage {self.name}: model={model.name!r} is not a Train stage")
+        return model
+
+    def reads(self) -> list[str]:
+        return [self.model.name]
+
+    def files(self) -> list[Path]:
+        return [self.model.config]
+
+    def model_args(self) -> list[str]:
+        return [self.model.config, self.model.out, "--data-root", self.ctx.data_root]
+
+
+@STAGES.register_module()
+class Seeds(_ModelStage):
+    """Multi-scale + flip seeds (``tools/make_seeds.py``) of a trained localizer for a split.
+
+    Options: ``model`` (a Train stage), ``split`` (default train), ``scales``, ``flip`` (default True).
+    """
+
+    kind = "seeds"
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        return {"model", "split", "scales", "flip"}
+
+    def argv(self) -> list[str]:
+        o = self.options
+        args = [*self.model_args(), "--out", self.out, "--split", o.get("split", "train"), "--no-progress"]
+        if o.get("scales"):
+            args += ["--scales", *o["scales"]]
+        if o.get("flip") is False:
+            args.append("--no-flip")
+        return tool("make_seeds", *args, *cfg_options(self.model.model_options))
+
+
+@STAGES.register_module()
+class FuseSeeds(Stage):
+    """The BAS authors' fusion of BAS and CAM seeds (``tools/fuse_seeds.py``). Options: ``bas``, ``cam``, ``split``."""
+
+    kind = "fuse_seeds"
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        return {"bas", "cam", "split"}
+
+    def reads(self) -> list[str]:
+        return [self.ref("bas").name, self.ref("cam").name]
+
+    def argv(self) -> list[str]:
+        split = self.ctx.split_list(self.options.get("split", "train"))
+        return tool("fuse_seeds", "--seeds", self.ref("bas").out, "--cam", self.ref("cam").out, "--out", self.out,
+                    "--list", split, "--no-progress")  # fmt: skip
+
+
+@STAGES.register_module()
+class SweepSeeds(Stage):
+    """Background-threshold sweep of seeds on labelled images (``tools/eval_seeds.py``): ``OUT/sweep.json``.
+
+    Options: ``seeds`` (a stage), ``split`` (default train), ``thresholds`` (default 0.05:0.95:0.05).
+    Reports the best threshold's mIoU; a best threshold at an end of the range is a note.
+    """
+
+    kind = "sweep_seeds"
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        return {"seeds", "split", "thresholds"}
+
+    def reads(self) -> list[str]:
+        return [self.ref("seeds").name]
+
+    @property
+    def sweep_file(self) -> Path:
+        return self.out / "sweep.json"
+
+    def argv(self) -> list[str]:
+        args = ["--seeds", self.ref("seeds").out, "--gt", self.ctx.data_root / "SegmentationClass",
+                "--list", self.ctx.split_list(self.options.get("split", "train")), "--classes", self.ctx.class_file,
+                "--json", self.sweep_file, "--plot", self.out / "sweep.png", "--no-progress"]  # fmt: skip
+        if self.options.get("thresholds"):
+            args += ["--thresholds", self.options["thresholds"]]
+        return tool("eval_seeds", *args)
+
+    def summarize(self) -> dict[str, Any]:
+        sweep = read_json(self.sweep_file)
+        summary = _result_summary(sweep["best"])
+        summary["metrics"]["threshold"] = sweep["best_threshold"]
+        summary["notes"] = (
+            [f"best threshold {sweep['best_threshold']:.2f} is at an end of the range swept"]
+            if sweep["best_at_edge"]
+            else []
+        )
+        summary["outputs"] = {"sweep": str(self.sweep_file), "seeds": sweep["seeds"]}
+        return summary
+
+
+@STAGES.register_module()
+class PseudoLabels(Stage):
+    """Pseudo labels (``tools/make_pseudo_labels.py``) from the best of several swept seeds, at its threshold.
+
+    Options: ``sweeps`` (SweepSeeds stages), ``crf`` (default False), ``split`` (default train).
+    Reports which seeds it took and the threshold.
+    """
+
+    kind = "pseudo_labels"
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        return {"sweeps", "crf", "split"}
+
+    def reads(self) -> list[str]:
+        return [stage.name for stage in self.refs("sweeps")]
+
+    def argv(self) -> list[str]:
+        sweeps = [stage.sweep_file for stage in self.refs("sweeps")]
+        args = ["--from-sweeps", *sweeps, "--images", self.ctx.data_root / "JPEGImages", "--out", self.out,
+                "--list", self.ctx.split_list(self.options.get("split", "train")), "--no-progress"]  # fmt: skip
+        return tool("make_pseudo_labels", *args, *(["--crf"] if self.options.get("crf") else []))
+
+    def summarize(self) -> dict[str, Any]:
+        manifest = read_json(self.out / "manifest.json")
+        seeds = manifest["settings"]["seeds"]
+        source = next(
+            (s.ref("seeds").name for s in self.refs("sweeps") if str(s.ref("seeds").out) == seeds), seeds
+        )
+        return {
+            "metrics": {"bg_threshold": manifest["settings"]["bg_threshold"]},
+            "outputs": {
+                "labels": str(self.out),
+                "seeds": seeds,
+                "seeds_stage": source,
+                "crf": manifest["settings"]["crf"] is not None,
+            },  # fmt: skip
+        }
+
+
+@STAGES.register_module()
+class EvalLabels(Stage):
+    """Score a stage's label PNGs against the ground truth (``tools/eval_seg.py``): ``OUT/result.json``.
+
+    Options: ``labels`` (a stage), ``split`` (default train).
+    """
+
+    kind = "eval_labels"
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        return {"labels", "split"}
+
+    def reads(self) -> list[str]:
+        return [self.ref("labels").name]
+
+    def argv(self) -> list[str]:
+        return tool("eval_seg", "--pred", self.ref("labels").out, "--gt", self.ctx.data_root / "SegmentationClass",
+                    "--list", self.ctx.split_list(self.options.get("split", "train")), "--classes", self.ctx.class_file,
+                    "--json", self.out / "result.json", "--no-progress")  # fmt: skip
+
+    def summarize(self) -> dict[str, Any]:
+        return {
+            **_result_summary(read_json(self.out / "result.json")),
+            "outputs": {"labels": str(self.ref("labels").out)},
+        }
+
+
+@STAGES.register_module()
+class Test(_ModelStage):
+    """Test a trained segmenter (``tools/test.py``): predictions in ``OUT``, scores in ``OUT/result.json``.
+
+    Options: ``model`` (a Train stage), ``split`` (default: the config's test split), ``tta``, ``crf``,
+    ``predict_only`` (no scores: a split without labels, or predictions for a figure).
+    """
+
+    kind = "test"
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        return {"model", "split", "tta", "crf", "predict_only"}
+
+    def argv(self) -> list[str]:
+        o = self.options
+        args = [*self.model_args(), "--out", self.out, "--no-progress"]
+        args += ["--split", o["split"]] if o.get("split") else []
+        args += ["--predict-only"] if o.get("predict_only") else ["--json", self.out / "result.json"]
+        args += ["--tta"] * bool(o.get("tta")) + ["--crf"] * bool(o.get("crf"))
+        return tool("test", *args, *cfg_options(self.model.model_options))
+
+    def summarize(self) -> dict[str, Any]:
+        if self.options.get("predict_only"):
+            return {"outputs": {"predictions": str(self.out)}}
+        return {
+            **_result_summary(read_json(self.out / "result.json")),
+            "outputs": {"predictions": str(self.out)},
+        }
+
+
+@STAGES.register_module()
+class Figure(Stage):
+    """A figure of example images (``tools/visualize.py``): ``OUT/figure.png``.
+
+    Options: ``seeds`` and ``labels`` (lists of stages, a column each), ``gt`` (default True),
+    ``split`` (default train), ``n`` (rows, default 8).
+    """
+
+    kind = "figure"
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        return {"seeds", "labels", "gt", "split", "n"}
+
+    def reads(self) -> list[str]:
+        return [stage.name for stage in (*self.refs("seeds"), *self.refs("labels"))]
+
+    def argv(self) -> list[str]:
+        o = self.options
+        args = ["--images", self.ctx.data_root / "JPEGImages", "--list", self.ctx.split_list(o.get("split", "train")),
+                "--classes", self.ctx.class_file, "--n", o.get("n", 8), "--out", self.out / "figure.png"]  # fmt: skip
+        if o.get("seeds"):
+            args += ["--seeds", *(stage.out for stage in self.refs("seeds"))]
+        if o.get("labels"):
+            args += ["--labels", *(stage.out for stage in self.refs("labels"))]
+        if o.get("gt", True):
+            args += ["--gt", self.ctx.data_root / "SegmentationClass"]
+        return tool("visualize", *args)
+
+    def summarize(self) -> dict[str, Any]:
+        return {"outputs": {"figure": str(self.out / "figure.png")}}

@@ -1,0 +1,69 @@
+"""Evaluate a folder of label PNGs (pseudo labels or predictions) against ground-truth PNGs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from wsss.cli.common import add_progress, add_workers, check_output_file, check_positive, make_parser, run
+from wsss.data.classes import class_names_from_spec
+from wsss.data.dataset import read_split
+from wsss.evaluation.folders import evaluate_label_folders
+from wsss.evaluation.tables import format_table, save_json
+
+DESCRIPTION = """\
+Prints the mmsegmentation-style table (per-class IoU and Acc, then aAcc / mIoU / mAcc, percent) and
+optionally writes everything, per-class FP/FN ratios and the confusion matrix included, as JSON.
+Pixels whose ground truth is 255 are ignored; predictions of 254 (MARS's biased pixels) and other
+values outside the class list count as background; classes absent from both ground truth and
+prediction are left out of the means.
+
+  python tools/eval_seg.py --pred work_dirs/pseudo --gt VOCdevkit/VOC2012/SegmentationClass \\
+      --list VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt --classes voc --json result.json
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = make_parser(DESCRIPTION)
+    parser.add_argument("--pred", required=True, type=Path, help="folder of predicted label PNGs, <id>.png")
+    parser.add_argument("--gt", required=True, type=Path, help="folder of ground-truth label PNGs, <id>.png")
+    parser.add_argument("--list", required=True, type=Path, help="split file with one image id per line")
+    parser.add_argument(
+        "--classes", required=True, help="'voc', 'coco', a class_names.txt or an mmengine config .py"
+    )
+    parser.add_argument(
+        "--json", type=Path, help="also write the full result (per class, matrix) to this JSON file"
+    )
+    parser.add_argument(
+        "--fp-fn", action="store_true", help="add MARS's false-positive / false-negative ratio columns"
+    )
+    add_workers(parser, "processes decoding PNGs in parallel")
+    add_progress(parser)
+    return parser
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    check_positive(args.workers, "--workers")
+    check_output_file(args.json, "--json")
+    ids = read_split(args.list)
+    class_names = class_names_from_spec(args.classes, args.gt.parent)
+    counts = evaluate_label_folders(
+        args.pred, args.gt, ids, len(class_names), args.workers, not args.no_progress
+    )
+    result = counts.compute()
+    print(f"{len(ids)} images, {len(class_names)} classes")
+    print(format_table(result, class_names, show_errors=args.fp_fn))
+    if args.json is not None:
+        save_json(result, args.json, class_names)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(evaluate, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

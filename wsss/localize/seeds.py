@@ -1,0 +1,189 @@
+"""Seed generation: multi-scale + flip maps of a trained localizer, one ``<id>.npz`` per image.
+
+The loop streams: a DataLoader (batch 1) reads the images not yet done, each image's maps are
+written at once (atomically, by :func:`~wsss.localize.seed_io.save_seeds`) and nothing is kept,
+so memory does not grow with the dataset. Under ``torchrun`` every rank takes ``ids[rank::world]``
+of the whole list *before* skipping finished files, so ranks never disagree about who does an id,
+however far an earlier run got.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from wsss.fileio import remove_stale_temporaries
+from wsss.localize.multiscale import DEFAULT_SCALES, fuse_maps, multiscale_class_maps, normalize_maps
+from wsss.localize.seed_io import is_complete_seed_file, load_seeds, save_seeds, seed_path
+
+
+def class_maps_function(
+    model: nn.Module, source: str | None = None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``batch -> (B, C-1, h, w)`` maps of a localizer; ``source`` picks BAS's ``'fpm'`` or ``'cam'``."""
+    if not hasattr(model, "class_maps"):
+        raise ValueError(
+            f"{type(model).__name__} has no class_maps; give the config of a localizer (BAS, CAM)"
+        )
+    if source is None:
+        return model.class_maps
+    if "source" not in inspect.signature(model.class_maps).parameters:
+        raise ValueError(f"{type(model).__name__} has one kind of map only; drop --source")
+    return lambda batch: model.class_maps(batch, source=source)
+
+
+def normalized_image(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """A uint8 ``(3, H, W)`` image normalised by the model's own data preprocessor, on its device."""
+    return model.data_preprocessor({"inputs": image[None], "data_samples": []})["inputs"][0]
+
+
+@dataclass(frozen=True)
+class SeedSettings:
+    """How maps are made: test scales, horizontal flips, and the map source of BAS (None: the model's default)."""
+
+    scales: tuple[float, ...] = DEFAULT_SCALES
+    flip: bool = True
+    source: str | None = None
+
+
+def image_seeds(
+    model: nn.Module,
+    image: torch.Tensor,
+    keys: Sequence[int],
+    settings: SeedSettings,
+    cam_model: nn.Module | None = None,
+) -> torch.Tensor:
+    """Maps ``(K, H, W)`` of the classes ``keys`` (1-based) for a uint8 image, each divided by its maximum.
+
+    With ``cam_model`` the maps are the authors' fusion ``normalise(normalise(CAM) + normalise(BAS))``.
+    """
+    maps = multiscale_class_maps(
+        class_maps_function(model, settings.source),
+        normalized_image(model, image),
+        keys,
+        settings.scales,
+        settings.flip,
+    )
+    if cam_model is None:
+        return normalize_maps(maps)
+    cam_maps = multiscale_class_maps(
+        cam_model.class_maps, normalized_image(cam_model, image), keys, settings.scales, settings.flip
+    )
+    return fuse_maps(maps, cam_maps.to(maps.device))
+
+
+def _single_item(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Collate for batch size 1: images keep their own sizes."""
+    return batch[0]
+
+
+@dataclass
+class SeedRunCounts:
+    """What one rank did: ids assigned to it, seed files written, and files that were already there."""
+
+    assigned: int
+    written: int
+    existing: int
+
+
+def sum_counts(counts: SeedRunCounts, device: torch.device) -> SeedRunCounts:
+    """The counts summed over all ranks of a distributed run (this rank's otherwise)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return counts
+    values = torch.tensor([counts.assigned, counts.written, counts.existing], dtype=torch.long, device=device)
+    dist.all_reduce(values)
+    return SeedRunCounts(*(int(v) for v in values.tolist()))
+
+
+def pending_indices(
+    dataset: Dataset, out_dir: Path, rank: int = 0, world_size: int = 1
+) -> tuple[list[int], int]:
+    """This rank's share ``ids[rank::world_size]`` without ids whose seed file is whole; and the share's size.
+
+    A truncated or empty file (a killed run, a full disk) does not count as done: it is made again.
+    """
+    share = range(len(dataset))[rank::world_size]
+    return [i for i in share if not is_complete_seed_file(seed_path(out_dir, dataset.img_ids[i]))], len(share)
+
+
+@torch.inference_mode()
+def generate_seeds(
+    model: nn.Module,
+    dataset: Dataset,
+    out_dir: str | os.PathLike,
+    settings: SeedSettings | None = None,
+    cam_model: nn.Module | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    workers: int = 0,
+    progress: bool = True,
+) -> SeedRunCounts:
+    """Write ``out_dir/<id>.npz`` for this rank's ids that have none yet (keys = the image's labels).
+
+    ``dataset`` yields ``{'inputs': uint8 (3, H, W), 'data_samples': {'img_id', 'cls_label', ...}}`` at
+    the original size (an :class:`~wsss.data.dataset.ImageLabelDataset` without pipeline); the models
+    are in eval mode on their devices. Memory stays flat: each image's maps are written and dropped.
+    """
+    settings = settings or SeedSettings()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        remove_stale_temporaries(out_dir)
+    todo, assigned = pending_indices(dataset, out_dir, rank, world_size)
+    loader = DataLoader(Subset(dataset, todo), batch_size=1, num_workers=workers, collate_fn=_single_item)
+    written = 0
+    for item in tqdm(loader, total=len(todo), desc="seeds", unit="img", disable=not progress):
+        sample = item["data_samples"]
+        keys = (torch.nonzero(sample["cls_label"] > 0.5).flatten() + 1).tolist()
+        maps = image_seeds(model, item["inputs"], keys, settings, cam_model)
+        save_seeds(
+            seed_path(out_dir, sample["img_id"]), np.asarray(keys, dtype=np.int64), maps.float().cpu().numpy()
+        )
+        written += 1
+    return SeedRunCounts(assigned=assigned, written=written, existing=assigned - len(todo))
+
+
+def fuse_seed_files(bas_file: Path, cam_file: Path, out_file: Path) -> None:
+    """Write the authors' CAM + BAS fusion of one image's two seed files (same keys, same size) to ``out_file``.
+
+    Seed maps are already each divided by its maximum, so this is the fusion
+    ``normalise(normalise(CAM) + normalise(BAS))`` of the two localizers' multi-scale maps.
+    """
+    bas_keys, bas_maps = load_seeds(bas_file)
+    cam_keys, cam_maps = load_seeds(cam_file)
+    if not np.array_equal(bas_keys, cam_keys) or bas_maps.shape != cam_maps.shape:
+        raise ValueError(
+            f"{bas_file} (classes {bas_keys.tolist()}, maps {bas_maps.shape}) and {cam_file} (classes "
+            f"{cam_keys.tolist()}, maps {cam_maps.shape}) do not match; fuse seeds of the same split and labels"
+        )
+    fused = fuse_maps(torch.from_numpy(bas_maps), torch.from_numpy(cam_maps))
+    save_seeds(out_file, bas_keys, fused.numpy())
+
+
+def fuse_seed_folders(
+    bas_dir: str | os.PathLike,
+    cam_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    ids: Sequence[str],
+    progress: bool = True,
+) -> SeedRunCounts:
+    """Write ``out_dir/<id>.npz``, the fusion of the BAS and CAM seed files of every id that has none yet."""
+    bas_dir, cam_dir, out_dir = Path(bas_dir), Path(cam_dir), Path(out_dir)
+    remove_stale_temporaries(out_dir)
+    todo = [image_id for image_id in ids if not is_complete_seed_file(seed_path(out_dir, image_id))]
+    for image_id in tqdm(todo, desc="fuse seeds", unit="img", disable=not progress):
+        fuse_seed_files(
+            seed_path(bas_dir, image_id), seed_path(cam_dir, image_id), seed_path(out_dir, image_id)
+        )
+    return SeedRunCounts(assigned=len(ids), written=len(todo), existing=len(ids) - len(todo))

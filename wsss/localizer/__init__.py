@@ -1,1 +1,0 @@
-"""Localizer stage: multi-scale seeds from trained localizers, and WSOL evaluation."""

@@ -1,0 +1,137 @@
+"""The pipeline's report, written from the stages' summaries: ``report.json`` and ``report.md``.
+
+What goes in comes from the config: every stage entry with ``report=dict(key=..., label=...)`` gives a
+row (its headline figure, absolute) and a key of ``report.json``; ``cfg.report`` names the stage whose
+result is the upper bound (``upper_bound``), the stages shown beside it as a share of it
+(``compare``), the stages whose per-class IoU form the table (``per_class``) and the figure stage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from wsss.data.classes import resolve_class_names
+from wsss.fileio import write_json_atomic, write_text_atomic
+from wsss.pipeline.stage import PipelineContext, Stage
+
+
+def headline_value(summary: Mapping[str, Any]) -> float | None:
+    """The figure a stage is known by (its summary's ``headline`` metric), or None."""
+    name = summary.get("headline")
+    value = summary.get("metrics", {}).get(name) if name else None
+    return None if value is None else float(value)
+
+
+def _set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
+    *parents, last = key.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[last] = value
+
+
+def build_report(
+    stages: Mapping[str, Stage],
+    summaries: Mapping[str, dict[str, Any]],
+    ctx: PipelineContext,
+    options: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The report data: keyed figures, upper-bound comparisons, per-class IoU, times, outputs and notes."""
+    report: dict[str, Any] = {
+        "data_root": str(ctx.data_root),
+        "classes": list(resolve_class_names(None, ctx.data_root)),
+        "unit": "percent; classes absent from both ground truth and prediction are null and left out of means",
+    }
+    for name, stage in stages.items():
+        if stage.report.get("key") and name in summaries:
+            _set_dotted(report, stage.report["key"], headline_value(summaries[name]))
+    upper = options.get("upper_bound")
+    upper_value = headline_value(summaries[upper]) if upper in summaries else None
+    report["upper_bound"] = {"stage": upper, "mIoU": upper_value}
+    report["relative_to_upper_bound"] = {
+        name: (headline_value(summaries[name]) / upper_value if upper_value else None)
+        for name in options.get("compare", [])
+        if name in summaries and headline_value(summaries[name]) is not None
+    }
+    report["per_class_iou"] = {
+        name: summaries[name]["per_class"].get("IoU", {})
+        for name in options.get("per_class", [])
+        if name in summaries
+    }
+    report["stage_seconds"] = {name: summary.get("seconds") for name, summary in summaries.items()}
+    report["outputs"] = {name: summary.get("outputs", {}) for name, summary in summaries.items()}
+    report["notes"] = [
+        f"{name}: {note}" for name, summary in summaries.items() for note in summary.get("notes", [])
+    ]
+    report["stages"] = dict(summaries)
+    return report
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def markdown(
+    report: Mapping[str, Any], stages: Mapping[str, Stage], options: Mapping[str, Any], work_dir: Path
+) -> str:
+    """The report as Markdown: the figures (absolute first), notes, stages with times, per-class IoU, figure."""
+    summaries = report["stages"]
+    upper = report["upper_bound"]
+    lines = [
+        "# Weakly supervised pipeline report",
+        "",
+        f"Data: `{report['data_root']}` ({len(report['classes'])} classes with background). Scores are percent; "
+        "classes absent from both ground truth and prediction are left out of means.",
+        "",
+        "| result | value |",
+        "| --- | --- |",
+    ]
+    for name, stage in stages.items():
+        if not stage.report.get("label") or name not in summaries:
+            continue
+        value = _fmt(headline_value(summaries[name]))
+        ratio = report["relative_to_upper_bound"].get(name)
+        if ratio is not None:
+            value += f" ({100 * ratio:.0f}% of the upper bound {_fmt(upper['mIoU'])})"
+        lines.append(f"| {stage.report['label']} | {value} |")
+    if report["notes"]:
+        lines += ["", "Notes:", *(f"- {note}" for note in report["notes"])]
+    lines += ["", "## Stages", "", "| stage | what | seconds | headline |", "| --- | --- | --- | --- |"]
+    for name, summary in summaries.items():
+        seconds = "-" if summary.get("seconds") is None else f"{summary['seconds']:.0f}"
+        headline = summary.get("headline")
+        shown = f"{headline} {_fmt(headline_value(summary))}" if headline else "-"
+        lines.append(f"| {name} | {summary['description']} | {seconds} | {shown} |")
+    columns = list(report["per_class_iou"])
+    if columns:
+        lines += [
+            "",
+            "## Per-class IoU",
+            "",
+            "| class | " + " | ".join(columns) + " |",
+            "|---" * (len(columns) + 1) + "|",
+        ]
+        for cls in report["classes"]:
+            cells = [_fmt(report["per_class_iou"][column].get(cls)) for column in columns]
+            lines.append(f"| {cls} | " + " | ".join(cells) + " |")
+    figure = options.get("figure")
+    if figure in summaries:
+        path = Path(summaries[figure]["outputs"].get("figure", ""))
+        if path.is_file():
+            lines += ["", f"![examples]({os.path.relpath(path, work_dir)})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    stages: Mapping[str, Stage],
+    summaries: Mapping[str, dict[str, Any]],
+    ctx: PipelineContext,
+    options: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Write ``WORK/report.json`` and ``WORK/report.md``; returns the report data."""
+    report = build_report(stages, summaries, ctx, options)
+    write_json_atomic(ctx.work_dir / "report.json", report)
+    write_text_atomic(ctx.work_dir / "report.md", markdown(report, stages, options, ctx.work_dir))
+    return report

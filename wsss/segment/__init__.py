@@ -1,0 +1,1 @@
+"""Segmentation stage: DeepLab segmenters, their pluggable losses, and inference."""

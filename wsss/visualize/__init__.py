@@ -1,0 +1,1 @@
+"""Figures: label and score overlays, image grids, and measured curves."""
