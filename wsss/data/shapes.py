@@ -30,9 +30,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from wsss.data.captions import compose_captions, write_captions
 from wsss.data.classes import write_class_names
 from wsss.data.label_io import IGNORE_INDEX, write_label_png
-from wsss.fileio import atomic_write
+from wsss.fileio import atomic_write, write_text_atomic
+from wsss.parallel import worker_init
 
 SHAPES_CLASSES: tuple[str, ...] = ("background", "boat", "train", "aeroplane", "bird", "bottle", "person")
 SPLITS: tuple[str, ...] = ("train", "val")
@@ -41,6 +43,8 @@ GENERATOR_VERSION = 1
 JPEG_QUALITY = 95
 MARKER_FILE = ".shapes_generator.json"
 BIAS_FILE = "bias.json"
+CAPTIONS_FILE = "captions.json"
+CONTEXT_DIR = "ContextMasks"
 CLS_LABELS_FILE = "cls_labels.json"
 
 
@@ -75,6 +79,40 @@ _ROLE_BODY, _ROLE_DETAIL, _ROLE_DARK = 1, 2, 3
 _KERNEL3 = np.ones((3, 3), np.uint8)
 
 Part = tuple[int, np.ndarray]  # (role, polygon (N, 2) in the object's unit frame, y pointing down)
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """The knobs that make the shapes harder to learn, so recipes can be tried on data they were not tuned on.
+
+    * ``scale``: multiplies every class's range of object sizes (below 1: smaller objects);
+    * ``contrast``: 1 keeps object colours as drawn; below 1 pulls them toward the background under them;
+    * ``texture``: amplitude (0..1) of a high-frequency pattern laid over the background;
+    * ``distractors``: up to this many textured blobs of no class in the background (labelled background);
+    * ``noise``: range of the pixel noise's standard deviation;
+    * ``min_visible``: an object hidden by a later one keeps at least this share of its labelled pixels;
+    * ``object_counts``: probabilities of 1, 2 and 3 objects per image.
+
+    ``default`` draws exactly the dataset this generator has always drawn.
+    """
+
+    scale: float = 1.0
+    contrast: float = 1.0
+    texture: float = 0.0
+    distractors: int = 0
+    noise: tuple[float, float] = (1.5, 4.0)
+    min_visible: float = _MIN_VISIBLE_FRACTION
+    object_counts: tuple[float, ...] = _OBJECT_COUNT_PROBS
+
+
+DIFFICULTIES: dict[str, Difficulty] = {
+    "easy": Difficulty(scale=1.15, noise=(0.5, 2.0), min_visible=0.7, object_counts=(0.7, 0.25, 0.05)),
+    "default": Difficulty(),
+    "hard": Difficulty(
+        scale=0.65, contrast=0.45, texture=0.5, distractors=3, noise=(5.0, 10.0), min_visible=0.35,
+        object_counts=(0.35, 0.4, 0.25),
+    ),
+}  # fmt: skip
 
 
 # --- polygons in an object's unit frame (longest side about 1, centred on the origin) ---------------
@@ -345,6 +383,44 @@ def _paint_rails(rng: np.random.Generator, image: np.ndarray, centre: float) -> 
     return band
 
 
+def _add_texture(rng: np.random.Generator, image: np.ndarray, strength: float) -> None:
+    """Lay a high-frequency pattern (stripes, checks or grain) over the background, ``strength`` in 0..1."""
+    size = image.shape[0]
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    kind = int(rng.integers(3))
+    period = rng.uniform(3.0, 7.0)
+    if kind == 0:
+        angle = rng.uniform(0.0, np.pi)
+        pattern = np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period)
+    elif kind == 1:
+        pattern = np.sign(np.sin(2 * np.pi * xx / period) * np.sin(2 * np.pi * yy / period))
+    else:
+        pattern = cv2.GaussianBlur(rng.normal(0.0, 1.0, (size, size)), (0, 0), sigmaX=0.8)
+        pattern /= max(np.abs(pattern).max(), 1e-6)
+    tint = rng.uniform(0.5, 1.0, size=3)
+    image += (strength * 60.0 * pattern)[..., None] * tint
+
+
+def _add_distractors(rng: np.random.Generator, image: np.ndarray, count: int) -> None:
+    """Paint up to ``count`` blobs of no class, each with one of the classes' textures (labelled background)."""
+    size = image.shape[0]
+    textures = sorted({style.texture for style in _CLASS_STYLES.values()})
+    for _ in range(int(rng.integers(0, count + 1))):
+        centre = rng.uniform(0.1, 0.9, size=2) * size
+        radius = rng.uniform(0.06, 0.16) * size
+        polygon = _ellipse(centre[0], centre[1], radius, radius * rng.uniform(0.5, 1.0), rng.uniform(0, 180), n=9)
+        polygon += rng.normal(0.0, radius * 0.2, polygon.shape)
+        mask = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
+        ys, xs = np.nonzero(mask)
+        if len(ys) == 0:
+            continue
+        first, second = _random_background_colour(rng), _random_background_colour(rng)
+        kind = textures[int(rng.integers(len(textures)))]
+        weights = _texture_weights(kind, rng, xs / size, ys / size, float(size))[:, None]
+        image[ys, xs] = first * (1.0 - weights) + second * weights
+
+
 # --- objects --------------------------------------------------------------------------------------
 
 
@@ -383,9 +459,16 @@ def _paint_object(
     matrix: np.ndarray,
     offset: np.ndarray,
     pixels_per_unit: float,
+    contrast: float = 1.0,
 ) -> np.ndarray:
-    """Colour the object's pixels in ``image``; returns the main colour (for the record)."""
+    """Colour the object's pixels in ``image``; returns the main colour (for the record).
+
+    With ``contrast`` below 1 the colours move toward the mean colour of the background they cover.
+    """
     main, secondary, detail = _object_colours(rng, style)
+    if contrast != 1.0:
+        under = image[roles > 0].mean(axis=0)
+        main, secondary, detail = (under + contrast * (colour - under) for colour in (main, secondary, detail))
     ys, xs = np.nonzero(roles == _ROLE_BODY)
     local = (np.stack([xs, ys], axis=1) - offset) @ np.linalg.inv(matrix).T
     weights = _texture_weights(style.texture, rng, local[:, 0], local[:, 1], pixels_per_unit)[:, None]
@@ -401,6 +484,7 @@ def _place_object(
     instances: np.ndarray,
     labelled: list[int],
     bottom: float | None,
+    difficulty: Difficulty = DIFFICULTIES["default"],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
     """Find a pose that keeps the object inside the image and every earlier object visible enough.
 
@@ -409,8 +493,8 @@ def _place_object(
     the rails). Returns (role map, pose matrix, offset, pixels per unit), or None after the attempts.
     """
     size = instances.shape[0]
-    low = max(style.scale_range[0], _MIN_OBJECT_PIXELS / size)
-    high = max(style.scale_range[1], low + 0.05)
+    low = max(style.scale_range[0] * difficulty.scale, _MIN_OBJECT_PIXELS / size)
+    high = max(style.scale_range[1] * difficulty.scale, low + 0.05)
     for _ in range(_PLACEMENT_ATTEMPTS):
         parts = style.build(rng)
         scale = rng.uniform(low, high) * size
@@ -432,12 +516,14 @@ def _place_object(
         trial = instances.copy()
         trial[mask] = len(labelled) + 1
         kept = _labelled_counts(trial, len(labelled))[1:]
-        if all(k >= max(_MIN_LABELLED_PIXELS, _MIN_VISIBLE_FRACTION * n) for k, n in zip(kept, labelled)):
+        if all(k >= max(_MIN_LABELLED_PIXELS, difficulty.min_visible * n) for k, n in zip(kept, labelled)):
             return roles, matrix, offset, scale
     return None
 
 
-def render_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def render_sample(
+    rng: np.random.Generator, size: int, difficulty: Difficulty = DIFFICULTIES["default"]
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Draw one image, its VOC label map and a record of what was drawn.
 
     Returns ``image`` (H, W, 3) uint8 RGB, ``label`` (H, W) uint8 (0 background, 1..6 classes,
@@ -448,10 +534,15 @@ def render_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.n
     """
     if size < MIN_IMAGE_SIZE:
         raise ValueError(f"image size must be at least {MIN_IMAGE_SIZE} pixels, got {size}")
-    n_objects = int(rng.choice(len(_OBJECT_COUNT_PROBS), p=_OBJECT_COUNT_PROBS)) + 1
+    counts = difficulty.object_counts
+    n_objects = int(rng.choice(len(counts), p=counts)) + 1
     chosen = [SHAPES_CLASSES[int(k)] for k in rng.integers(1, len(SHAPES_CLASSES), size=n_objects)]
 
     image = _background(rng, size).astype(np.float64)
+    if difficulty.texture > 0:
+        _add_texture(rng, image, difficulty.texture)
+    if difficulty.distractors > 0:
+        _add_distractors(rng, image, difficulty.distractors)
     context_regions: dict[str, np.ndarray] = {}
     anchors: dict[str, float] = {}
     present = {
@@ -473,11 +564,11 @@ def render_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.n
     objects: list[dict[str, Any]] = []
     for name in chosen:
         style = _CLASS_STYLES[name]
-        placed = _place_object(rng, style, instances, labelled, anchors.get(name))
+        placed = _place_object(rng, style, instances, labelled, anchors.get(name), difficulty)
         if placed is None:
             continue
         roles, matrix, offset, scale = placed
-        main = _paint_object(rng, image, roles, style, matrix, offset, scale)
+        main = _paint_object(rng, image, roles, style, matrix, offset, scale, difficulty.contrast)
         mask = roles > 0
         instances[mask] = len(labelled) + 1
         labelled.append(int(mask.sum()))
@@ -493,7 +584,7 @@ def render_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.n
             }
         )
 
-    image += rng.normal(0.0, rng.uniform(1.5, 4.0), size=image.shape)
+    image += rng.normal(0.0, rng.uniform(*difficulty.noise), size=image.shape)
     image_uint8 = np.clip(np.round(image), 0, 255).astype(np.uint8)
 
     class_of_instance = np.array([0] + [obj["class_index"] for obj in objects], np.uint8)
@@ -527,27 +618,36 @@ def _write_jpeg(path: Path, image: np.ndarray) -> None:
         Image.fromarray(image).save(tmp, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    with atomic_write(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def _make_one(task: tuple[str, str, int, int, int, bool]) -> tuple[str, list[int], list[str], bool]:
-    """Render one sample and write its files unless both exist already (they would be identical)."""
-    out_dir, split, index, size, seed, overwrite = task
+def _make_one(task: tuple[str, str, int, int, int, str, bool]) -> tuple[str, list[int], list[str], bool, list[str]]:
+    """Render one sample and write its files unless all exist already (they would be identical)."""
+    out_dir, split, index, size, seed, difficulty, overwrite = task
     root = Path(out_dir)
     image_id = sample_id(split, index)
-    image, label, info = render_sample(sample_rng(seed, split, index), size)
-    jpeg_path = root / "JPEGImages" / f"{image_id}.jpg"
-    label_path = root / "SegmentationClass" / f"{image_id}.png"
-    written = overwrite or not (jpeg_path.is_file() and label_path.is_file())
+    image, label, info = render_sample(sample_rng(seed, split, index), size, DIFFICULTIES[difficulty])
+    paths = [root / "JPEGImages" / f"{image_id}.jpg", root / "SegmentationClass" / f"{image_id}.png",
+             root / CONTEXT_DIR / f"{image_id}.png"]  # fmt: skip
+    written = overwrite or not all(path.is_file() for path in paths)
     if written:
-        _write_jpeg(jpeg_path, image)
-        write_label_png(label_path, label)
-    return image_id, info["classes"], info["contexts"], written
+        _write_jpeg(paths[0], image)
+        write_label_png(paths[1], label)
+        write_context_png(paths[2], info["context_masks"], label.shape)
+    # Captions come from a generator of their own, so they never change what the image draws.
+    captions = compose_captions(info, size, np.random.default_rng([seed, SPLITS.index(split), index, 1]))
+    return image_id, info["classes"], info["contexts"], written, captions
+
+
+def write_context_png(path: Path, masks: dict[str, np.ndarray], shape: tuple[int, int]) -> None:
+    """The visible context regions as a greyscale PNG: 0 none, then each context's value (water 1, rails 2)."""
+    context = np.zeros(shape, np.uint8)
+    for value, spec in enumerate(SHAPES_CONTEXTS, start=1):
+        if spec.name in masks:
+            context[masks[spec.name]] = value
+    with atomic_write(path) as tmp:
+        Image.fromarray(context, mode="L").save(tmp, format="PNG")
 
 
 def _init_worker() -> None:
+    worker_init()
     cv2.setNumThreads(1)
 
 
@@ -616,11 +716,14 @@ def make_shapes_dataset(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    difficulty: str = "default",
 ) -> dict[str, Any]:
     """Write the shapes dataset in VOC layout into ``out_dir`` and return its summary.
 
-    Files: ``JPEGImages/<id>.jpg``, ``SegmentationClass/<id>.png``, ``class_names.txt``,
-    ``cls_labels.json``, ``bias.json`` and, last, ``ImageSets/Segmentation/{train,val}.txt``.
+    Files: ``JPEGImages/<id>.jpg``, ``SegmentationClass/<id>.png``, ``ContextMasks/<id>.png`` (mode
+    "L": 0 none, 1 visible water, 2 visible rails), ``class_names.txt``, ``cls_labels.json``,
+    ``captions.json`` (COCO captions format, five per image), ``bias.json`` and, last,
+    ``ImageSets/Segmentation/{train,val}.txt``. ``difficulty`` names a preset of :data:`DIFFICULTIES`.
     Every file is written to a temporary name and renamed, so an interrupted run leaves only whole
     files; running again with the same seed and size leaves the samples already on disk as they are
     (they would come out identical) and writes the missing ones.
@@ -635,17 +738,21 @@ def make_shapes_dataset(
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, got {difficulty!r}")
 
     start = time.perf_counter()
     root = Path(out_dir)
     marker = {"generator": "wsss.data.shapes", "version": GENERATOR_VERSION, "seed": seed, "size": size}
+    if difficulty != "default":  # the default's marker stays as it was, so existing folders are reused
+        marker["difficulty"] = difficulty
     _check_output_folder(root, marker, overwrite)
-    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+    for folder in ("JPEGImages", "SegmentationClass", CONTEXT_DIR, "ImageSets/Segmentation"):
         (root / folder).mkdir(parents=True, exist_ok=True)
-    _write_text_atomic(root / MARKER_FILE, json.dumps(marker, indent=1) + "\n")
+    write_text_atomic(root / MARKER_FILE, json.dumps(marker, indent=1) + "\n")
 
     tasks = [
-        (str(root), split, i, size, seed, overwrite)
+        (str(root), split, i, size, seed, difficulty, overwrite)
         for split, n in zip(SPLITS, (n_train, n_val))
         for i in range(1, n + 1)
     ]
@@ -657,8 +764,8 @@ def make_shapes_dataset(
         with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
             records = list(tqdm(pool.imap(_make_one, tasks, chunksize=chunk), **bar_options))
 
-    image_classes = {image_id: classes for image_id, classes, _, _ in records}
-    image_contexts = {image_id: contexts for image_id, _, contexts, _ in records}
+    image_classes = {image_id: classes for image_id, classes, _, _, _ in records}
+    image_contexts = {image_id: contexts for image_id, _, contexts, _, _ in records}
     split_ids = {split: [r[0] for r in records if r[0].startswith(f"shapes_{split}_")] for split in SPLITS}
     bias = {
         "generator": {**marker, "n_train": n_train, "n_val": n_val},
@@ -682,10 +789,11 @@ def make_shapes_dataset(
         "image_contexts": image_contexts,
     }
     write_class_names(root / "class_names.txt", SHAPES_CLASSES)
-    _write_text_atomic(root / CLS_LABELS_FILE, json.dumps(image_classes) + "\n")
-    _write_text_atomic(root / BIAS_FILE, json.dumps(bias, indent=1) + "\n")
+    write_captions(root / CAPTIONS_FILE, {image_id: captions for image_id, *_, captions in records})
+    write_text_atomic(root / CLS_LABELS_FILE, json.dumps(image_classes) + "\n")
+    write_text_atomic(root / BIAS_FILE, json.dumps(bias, indent=1) + "\n")
     for split, ids in split_ids.items():
-        _write_text_atomic(
+        write_text_atomic(
             root / "ImageSets" / "Segmentation" / f"{split}.txt", "".join(f"{i}\n" for i in ids)
         )
     written = sum(r[3] for r in records)
