@@ -160,6 +160,22 @@ def test_stages_started_together_share_the_cores(toy, monkeypatch):
     )
     assert run(config, tmp_path / "work", data) == 0
     assert [(tmp_path / "work" / n / "threads").read_text() for n in "abc"] == ["2", "2", "4"]
+    # a stage's share file says what it may use now: c ran alone, with every core
+    assert (tmp_path / "work" / "threads" / "c").read_text() == "4"
+
+
+def test_a_stage_follows_its_share_of_the_cores(tmp_path, monkeypatch):
+    import torch
+
+    from wsss.parallel import THREAD_SHARE_VARIABLE, follow_thread_share
+
+    threads = torch.get_num_threads()
+    share = tmp_path / "share"
+    monkeypatch.setenv(THREAD_SHARE_VARIABLE, str(share))
+    assert follow_thread_share() is None  # no file yet: nothing changes
+    share.write_text("2")
+    assert follow_thread_share() == 2 and torch.get_num_threads() == 2
+    torch.set_num_threads(threads)
 
 
 def test_bad_configs_are_named(toy):

@@ -21,6 +21,32 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+THREAD_SHARE_VARIABLE = "WSSS_THREAD_SHARE_FILE"
+
+
+def follow_thread_share() -> int | None:
+    """Set torch's intra-op threads to the share the pipeline currently gives this process.
+
+    The pipeline runner writes each running stage's share of the cores into the file named by
+    ``$WSSS_THREAD_SHARE_FILE`` whenever a stage starts or ends, so a stage that started beside
+    another takes every core once it runs alone. Returns the thread count set (None: no share file,
+    or it is unreadable: nothing changes). Cheap enough to call every few iterations.
+    """
+    path = os.environ.get(THREAD_SHARE_VARIABLE)
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            threads = int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+    import torch
+
+    if threads >= 1 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
 def die_with_parent() -> None:
     """Have the kernel stop this process when its parent dies (Linux; a no-op elsewhere).
 

@@ -1,4 +1,5 @@
-"""Hooks every training run of the toolkit gets: its summary file, and the BAS map-collapse check.
+"""Hooks every training run of the toolkit gets: its summary file, the BAS map-collapse check, and
+following the pipeline's share of the cores.
 
 :class:`TrainingSummaryHook` writes ``WORK_DIR/training_summary.json`` after every validation and at
 the end: each validation's metrics, the best and last values, and ``final_checkpoint`` (the best
@@ -23,6 +24,7 @@ from mmengine.model import is_model_wrapper
 
 from wsss.engine.checkpoint import FINAL_RECORD, LAST_RECORD
 from wsss.fileio import write_json_atomic, write_text_atomic
+from wsss.parallel import follow_thread_share
 from wsss.registry import HOOKS
 
 SUMMARY_FILE = "training_summary.json"
@@ -123,3 +125,23 @@ class MapCollapseHook(Hook):
                 "recognise these classes when BAS started; start BAS from a trained CAM (--load-from CAM_WORK_DIR) "
                 "or train the CAM longer"
             )
+
+
+@HOOKS.register_module()
+class ThreadShareHook(Hook):
+    """Follows the pipeline's share of the cores (``wsss.parallel.follow_thread_share``) every ``interval``
+    iterations, so a training stage speeds up when the stage beside it ends. No-op outside a pipeline."""
+
+    priority = "VERY_LOW"
+
+    def __init__(self, interval: int = 10) -> None:
+        self.interval = interval
+
+    def before_train(self, runner: Any) -> None:
+        follow_thread_share()
+
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
+        if runner.iter % self.interval == 0:
+            follow_thread_share()

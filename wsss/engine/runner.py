@@ -8,7 +8,7 @@ from typing import Any
 from mmengine.dist import master_only
 from mmengine.runner import Runner
 
-from wsss.engine.hooks import MapCollapseHook, TrainingSummaryHook
+from wsss.engine.hooks import MapCollapseHook, ThreadShareHook, TrainingSummaryHook
 from wsss.registry import RUNNERS
 
 
@@ -18,14 +18,16 @@ class WSSSRunner(Runner):
 
     * every checkpoint is written to a temporary name and renamed, so a run killed while saving never
       leaves a half-written ``epoch_N.pth`` (a resumed run then takes the newest whole one);
-    * :class:`~wsss.engine.hooks.TrainingSummaryHook` (``training_summary.json``, ``final_checkpoint``)
-      and :class:`~wsss.engine.hooks.MapCollapseHook` (BAS maps collapsing to 0) are always registered.
+    * :class:`~wsss.engine.hooks.TrainingSummaryHook` (``training_summary.json``, ``final_checkpoint``),
+      :class:`~wsss.engine.hooks.MapCollapseHook` (BAS maps collapsing to 0) and
+      :class:`~wsss.engine.hooks.ThreadShareHook` (the pipeline's share of the cores) are always registered.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.register_hook(TrainingSummaryHook())
         self.register_hook(MapCollapseHook())
+        self.register_hook(ThreadShareHook())
 
     @master_only
     def save_checkpoint(self, out_dir: str, filename: str, *args: Any, **kwargs: Any) -> None:

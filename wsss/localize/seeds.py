@@ -26,6 +26,7 @@ from tqdm import tqdm
 from wsss.fileio import remove_stale_temporaries
 from wsss.localize.multiscale import DEFAULT_SCALES, fuse_maps, multiscale_class_maps, normalize_maps
 from wsss.localize.seed_io import is_complete_seed_file, load_seeds, save_seeds, seed_path
+from wsss.parallel import follow_thread_share
 
 
 def class_maps_function(
@@ -143,7 +144,11 @@ def generate_seeds(
     todo, assigned = pending_indices(dataset, out_dir, rank, world_size)
     loader = DataLoader(Subset(dataset, todo), batch_size=1, num_workers=workers, collate_fn=_single_item)
     written = 0
-    for item in tqdm(loader, total=len(todo), desc="seeds", unit="img", disable=not progress):
+    for step, item in enumerate(
+        tqdm(loader, total=len(todo), desc="seeds", unit="img", disable=not progress)
+    ):
+        if step % 20 == 0:
+            follow_thread_share()
         sample = item["data_samples"]
         keys = (torch.nonzero(sample["cls_label"] > 0.5).flatten() + 1).tolist()
         maps = image_seeds(model, item["inputs"], keys, settings, cam_model)

@@ -6,9 +6,11 @@ command and config files, a token of this run of it, and the tokens of the input
 when its marker exists, its fingerprint is unchanged and its inputs are the runs it read; otherwise
 it runs again, and so does everything after it.
 
-Independent stages run side by side (``jobs``), the longest chain of remaining work first; each
-starts with an even share of the cores as its thread count. A stage's process dies with the pipeline
-(Linux), and an interrupted pipeline stops the stages it started.
+Independent stages run side by side (``jobs``), the longest chain of remaining work first. The
+cores are shared evenly among the running stages: each starts with its share as its thread count,
+and training and seed stages follow the share as it changes (``wsss.parallel.follow_thread_share``),
+so a stage that started beside another takes every core once it runs alone. A stage's process dies
+with the pipeline (Linux), and an interrupted pipeline stops the stages it started.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from typing import Any
 
 from mmengine.config import Config
 
-from wsss.fileio import write_json_atomic
-from wsss.parallel import die_with_parent, usable_cores
+from wsss.fileio import write_json_atomic, write_text_atomic
+from wsss.parallel import THREAD_SHARE_VARIABLE, die_with_parent, usable_cores
 from wsss.pipeline.stage import STAGES, PipelineContext, Stage, StageError
 
 ENTRY_KEYS = ("type", "description", "report")
@@ -107,6 +109,7 @@ class PipelineRunner:
         self.marker_dir = ctx.work_dir / "stages"
         self.summary_dir = ctx.work_dir / "summaries"
         self.log_dir = ctx.work_dir / "logs"
+        self.share_dir = ctx.work_dir / "threads"
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -227,6 +230,8 @@ class PipelineRunner:
                         pending.remove(name)
                         log(f"[start] {name}: {self.stages[name].description}")
                         running[name] = self._start(self.stages[name], threads)
+                    if starting:
+                        self._share_threads(running)
                 elif not running:
                     break
                 time.sleep(0.2)
@@ -235,6 +240,7 @@ class PipelineRunner:
                         continue
                     handle.close()
                     del running[name]
+                    self._share_threads(running)
                     seconds = time.monotonic() - started
                     if process.returncode != 0:
                         failure = (
@@ -257,11 +263,20 @@ class PipelineRunner:
         if failure is not None:
             raise StageError(f"{failure} (run the same command again to resume)")
 
+    def _share_threads(self, running: dict[str, Any]) -> None:
+        """Write every running stage's share of the cores where it reads it (its thread-share file)."""
+        share = str(max(1, usable_cores() // max(1, len(running))))
+        for name in running:
+            write_text_atomic(self.share_dir / name, share)
+
     def _start(self, stage: Stage, threads: int) -> tuple[subprocess.Popen, float, Any]:
         argv = self.launch_argv(stage)
+        self.share_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.share_dir / stage.name, str(threads))
         env = dict(
             os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads)
         )
+        env[THREAD_SHARE_VARIABLE] = str(self.share_dir / stage.name)
         handle = open(self.log_dir / f"{stage.name}.log", "w", encoding="utf-8")  # noqa: SIM115 (closed when it ends)
         handle.write("$ " + shlex.join(argv) + "\n")
         handle.flush()
