@@ -16,6 +16,12 @@ from wsss.data.label_io import write_label_png
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # as the tools do: no network at import
 
+# Appended to a shapes config (counted in steps) to train by epochs, as the VOC/COCO recipes do.
+EPOCH_SCHEDULE = (
+    "train_cfg = dict(_delete_=True, type='EpochBasedTrainLoop', max_epochs=4, val_interval=1)\n"
+    "log_processor = dict(by_epoch=True)\n"
+)
+
 TINY_CLASSES = ("background", "disc", "bar")
 TINY_SIZE = 48
 TINY_TRAIN = 6

@@ -9,6 +9,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from wsss.debias.run import load_settings
 from wsss.engine.inference import build_model
 from wsss.pipeline.runner import PipelineRunner, make_context
 
@@ -16,10 +17,17 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 USER_CONFIGS = sorted(p for p in CONFIGS.rglob("*.py") if "_base_" not in p.parts)
 MODEL_CONFIGS = [p for p in USER_CONFIGS if "model" in Config.fromfile(str(p))]
 PIPELINE_CONFIGS = [p for p in USER_CONFIGS if "stages" in Config.fromfile(str(p))]
+MARS_CONFIGS = [p for p in USER_CONFIGS if "mars" in Config.fromfile(str(p))]
 
 
-def test_every_config_is_a_model_or_a_pipeline():
-    assert set(MODEL_CONFIGS) | set(PIPELINE_CONFIGS) == set(USER_CONFIGS)
+def test_every_config_is_a_model_a_pipeline_or_debiasing_settings():
+    assert set(MODEL_CONFIGS) | set(PIPELINE_CONFIGS) | set(MARS_CONFIGS) == set(USER_CONFIGS)
+
+
+@pytest.mark.parametrize("path", MARS_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_mars_config_gives_valid_settings(path):
+    settings = load_settings(dict(Config.fromfile(str(path)).mars))
+    assert (settings.k_fg, settings.k_bg, settings.alpha) == (2, 2, 0.4)  # the paper's values
 
 
 def tiny(cfg: Config) -> Config:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import EPOCH_SCHEDULE
 from mmengine.logging import HistoryBuffer
 from torchmetrics.classification import MultilabelAveragePrecision
 
@@ -34,7 +35,8 @@ CAM_VOC = REPO / "configs" / "bas" / "cam_r50_voc.py"
 
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> Path:
-    """cam_shapes with the test_resnet backbone, no augmentation, no workers, and a fixed 4-epoch schedule."""
+    """cam_shapes with the test_resnet backbone, no augmentation, no workers, and a fixed 4-epoch schedule
+    (by epochs, as the VOC recipes train)."""
     path = tmp_path / "cam_tiny.py"
     path.write_text(
         f"_base_ = [{str(CAM_SHAPES)!r}]\n"
@@ -43,7 +45,8 @@ def tiny_config(tmp_path: Path) -> Path:
         "val_dataloader = dict(batch_size=2, num_workers=0)\n"
         'param_scheduler = [dict(type="PolyLR", power=0.9, eta_min=0.0, by_epoch=True, '
         "convert_to_iter_based=True, end=4)]\n"
-        "default_hooks = dict(logger=dict(interval=1), checkpoint=dict(max_keep_ckpts=-1))\n",
+        "default_hooks = dict(logger=dict(interval=1), checkpoint=dict(by_epoch=True, interval=1, max_keep_ckpts=-1, save_best=None))\n"
+        + EPOCH_SCHEDULE,
         encoding="utf-8",
     )
     return path

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import EPOCH_SCHEDULE
 from torch.utils.data import DataLoader
 
 import wsss.data.dataset as dataset_module
@@ -45,7 +46,9 @@ def tiny_seg_config(tmp_path: Path) -> Path:
         'dataset=dict(label_dir="SegmentationClass", pipeline=[]))\n'
         "val_dataloader = dict(num_workers=0)\n"
         "test_dataloader = dict(num_workers=0)\n"
-        "default_hooks = dict(logger=dict(interval=1))\n",
+        "param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0.0, by_epoch=True, convert_to_iter_based=True)]\n"
+        "default_hooks = dict(logger=dict(interval=1), checkpoint=dict(by_epoch=True, interval=1))\n"
+        + EPOCH_SCHEDULE,
         encoding="utf-8",
     )
     return path

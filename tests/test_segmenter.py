@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ from torch.utils.data import Dataset
 
 from wsss.data.dataset import wsss_collate
 from wsss.data.shapes import make_shapes_dataset
+from wsss.engine.runner import WSSSRunner
 from wsss.nn.ema import EMATeacher, EMATeacherHook
 from wsss.segment.losses import SegCrossEntropy, weighted_cross_entropy
 from wsss.segment.model import Segmenter, resize_logits
@@ -378,11 +380,14 @@ def test_shapes_config_trains_and_validates_with_mmengine(tmp_path):
         loader.num_workers = 0
         loader.batch_size = 4
     cfg.train_dataloader.dataset.label_dir = "SegmentationClass"  # ground truth stands in for pseudo labels
-    cfg.train_cfg.max_epochs = 1
+    cfg.train_cfg.max_iters = 4
     cfg.work_dir = str(tmp_path / "work")
     cfg.log_level = "WARNING"
-    runner = Runner.from_cfg(cfg)
+    runner = WSSSRunner.from_cfg(cfg)
     runner.train()
     metrics = runner.val_loop.run()
     assert 0.0 <= metrics["mIoU"] <= 100.0
-    assert (tmp_path / "work" / "epoch_1.pth").is_file()
+    # counted in steps: validated and saved at the last one, the best by mIoU recorded as final
+    summary = json.loads((tmp_path / "work" / "training_summary.json").read_text())
+    assert (tmp_path / "work" / "iter_4.pth").is_file() and summary["iterations"] == 4
+    assert summary["validation"][-1]["iter"] == 4 and "best_mIoU_iter_4.pth" in summary["final_checkpoint"]

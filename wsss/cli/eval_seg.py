@@ -10,6 +10,7 @@ from pathlib import Path
 from wsss.cli.common import add_progress, add_workers, check_output_file, check_positive, make_parser, run
 from wsss.data.classes import class_names_from_spec
 from wsss.data.dataset import read_split
+from wsss.evaluation.context import context_shares, format_context_shares
 from wsss.evaluation.folders import evaluate_label_folders
 from wsss.evaluation.tables import format_table, save_json
 
@@ -53,10 +54,13 @@ def evaluate(args: argparse.Namespace) -> int:
         args.pred, args.gt, ids, len(class_names), args.workers, not args.no_progress
     )
     result = counts.compute()
+    shares = context_shares(args.pred, args.context, ids, class_names) if args.context is not None else None
     print(f"{len(ids)} images, {len(class_names)} classes")
     print(format_table(result, class_names, show_errors=args.fp_fn))
+    if shares is not None:
+        print(format_context_shares(shares))
     if args.json is not None:
-        save_json(result, args.json, class_names)
+        save_json(result, args.json, class_names, **({"context_share": shares} if shares is not None else {}))
         print(f"wrote {args.json}")
     return 0
 

@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scales", nargs="+", type=float, default=list(DEFAULT_SCALES), metavar="S",
                         help=f"test scales (default {' '.join(map(str, DEFAULT_SCALES))})")  # fmt: skip
     parser.add_argument("--no-flip", action="store_true", help="leave out the horizontally flipped inputs")
+    parser.add_argument(
+        "--base-size",
+        type=int,
+        help="apply the scales to each image brought to this shorter side (its training size)",
+    )
     parser.add_argument("--source", choices=MAP_SOURCES, help="BAS maps: 'fpm' (the default) or 'cam'")
     parser.add_argument("--fuse-cam", nargs=2, metavar=("CAM_CONFIG", "CAM_CHECKPOINT"),
                         help="also run this CAM model and fuse its maps with the localizer's")  # fmt: skip
@@ -87,6 +92,7 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
         "scales": [float(s) for s in args.scales],
         "flip": not args.no_flip,
         "source": args.source,
+        "base_size": args.base_size,
         "fuse_cam_checkpoint": str(resolve_checkpoint(args.fuse_cam[1]).resolve()) if args.fuse_cam else None,
     }
 
@@ -94,6 +100,8 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
 def make_seeds(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
+    if args.base_size is not None and args.base_size < 16:
+        raise UserError(f"--base-size must be at least 16 pixels, got {args.base_size}")
     if any(scale < 0.1 or scale > 8 for scale in args.scales):
         raise UserError(
             f"--scales must lie in 0.1..8 (a map at 1% of the image is constant), got {args.scales}"
@@ -122,7 +130,7 @@ def make_seeds(args: argparse.Namespace) -> int:
         if rank == 0:
             write_seed_manifest(args.out, settings, config=str(Path(args.config).resolve()))
         counts = generate_seeds(
-            model, dataset, args.out, SeedSettings(tuple(args.scales), not args.no_flip, args.source), cam_model,
+            model, dataset, args.out, SeedSettings(tuple(args.scales), not args.no_flip, args.source, args.base_size), cam_model,
             rank=rank, world_size=world_size, workers=args.workers, progress=rank == 0 and not args.no_progress,
         )  # fmt: skip
         counts = sum_counts(counts, device)

@@ -44,7 +44,7 @@ from torch.utils.data import Dataset
 
 from wsss.data.classes import resolve_class_names
 from wsss.data.image_io import IMAGE_SUFFIXES, index_images, read_image
-from wsss.data.label_io import IGNORE_INDEX, VOC_PALETTE, read_label_png
+from wsss.data.label_io import BIASED_INDEX, IGNORE_INDEX, VOC_PALETTE, read_label_png
 from wsss.data.transforms import AlbuPipeline
 from wsss.registry import DATASETS, FUNCTIONS, HOOKS
 
@@ -97,14 +97,17 @@ def xml_class_indices(path: Path, class_names: Sequence[str]) -> list[int]:
     return sorted(found)
 
 
-def mask_class_indices(mask: np.ndarray, num_classes: int, path: Path) -> list[int]:
-    """1-based class indices present in a label map; values outside the classes and not 255 are an error."""
+def mask_class_indices(mask: np.ndarray, num_classes: int, path: Path, allow_biased: bool = False) -> list[int]:
+    """1-based class indices present in a label map; values outside the classes and not 255 (nor, with
+    ``allow_biased``, MARS's 254) are an error."""
     values = np.unique(mask)
-    bad = [int(v) for v in values if v >= num_classes and v != IGNORE_INDEX]
+    special = (IGNORE_INDEX, BIASED_INDEX) if allow_biased else (IGNORE_INDEX,)
+    bad = [int(v) for v in values if v >= num_classes and v not in special]
     if bad:
+        hint = "; MARS labels (254 biased) need allow_biased=True in the dataset" if BIASED_INDEX in bad else ""
         raise ValueError(
             f"{path}: label values {bad} lie outside 0..{num_classes - 1} and are not 255; "
-            "check the class list or the label files"
+            f"check the class list or the label files{hint}"
         )
     return [int(v) for v in values if 0 < v < num_classes]
 
@@ -120,7 +123,8 @@ class ImageLabelDataset(Dataset):
     ``allow_missing``: with masks, leave out listed images whose label PNG is missing (warning with
     the count) instead of refusing the split. ``skip_corrupt``: serve a random other image in place
     of one that cannot be read (warning once per file, counted in :attr:`skipped_count`) instead of
-    raising; meant for training, where one bad JPEG should not end a long run.
+    raising; meant for training, where one bad JPEG should not end a long run. ``allow_biased``: label
+    maps may hold MARS's biased value 254 (debiased pseudo labels; the MARS loss relabels those pixels).
     """
 
     def __init__(
@@ -139,6 +143,7 @@ class ImageLabelDataset(Dataset):
         max_images: int | None = None,
         allow_missing: bool = False,
         skip_corrupt: bool = False,
+        allow_biased: bool = False,
     ):
         self.data_root = Path(data_root)
         if not self.data_root.is_dir():
@@ -155,6 +160,7 @@ class ImageLabelDataset(Dataset):
         self.with_mask = with_mask and self.label_dir is not None
         self.ann_dir = self.data_root / ann_dir
         self.pipeline = AlbuPipeline(pipeline) if pipeline else None
+        self.allow_biased = allow_biased
 
         self.img_ids = read_split(self.data_root / split_dir / f"{split}.txt")
         if max_images is not None:
@@ -276,8 +282,8 @@ class ImageLabelDataset(Dataset):
             return [xml_class_indices(self.ann_dir / f"{i}.xml", self.class_names) for i in self.img_ids]
         if self.label_dir is None:
             raise ValueError("labels_from='mask' needs a label_dir")
-        return [mask_class_indices(read_label_png(self.label_path(i)), self.num_classes, self.label_path(i))
-                for i in self.img_ids]  # fmt: skip
+        return [mask_class_indices(read_label_png(self.label_path(i)), self.num_classes, self.label_path(i),
+                                   self.allow_biased) for i in self.img_ids]  # fmt: skip
 
     def multi_hot(self, index: int) -> torch.Tensor:
         """The image-level label of item ``index`` as a float vector over the foreground classes."""
@@ -295,7 +301,7 @@ class ImageLabelDataset(Dataset):
                 f"{path}: label is {mask.shape[1]}x{mask.shape[0]} but its image is "
                 f"{image_shape[1]}x{image_shape[0]}; regenerate the label at the image size"
             )
-        mask_class_indices(mask, self.num_classes, path)
+        mask_class_indices(mask, self.num_classes, path, self.allow_biased)
         return mask
 
     def __getitem__(self, index: int) -> dict[str, Any]:

@@ -789,6 +789,8 @@ def make_shapes_dataset(
         "image_contexts": image_contexts,
     }
     write_class_names(root / "class_names.txt", SHAPES_CLASSES)
+    contexts = [{"value": v, "name": s.name, "class": s.class_name} for v, s in enumerate(SHAPES_CONTEXTS, start=1)]
+    write_text_atomic(root / CONTEXT_DIR / "contexts.json", json.dumps({"contexts": contexts}, indent=1) + "\n")
     write_captions(root / CAPTIONS_FILE, {image_id: captions for image_id, *_, captions in records})
     write_text_atomic(root / CLS_LABELS_FILE, json.dumps(image_classes) + "\n")
     write_text_atomic(root / BIAS_FILE, json.dumps(bias, indent=1) + "\n")

@@ -48,14 +48,16 @@ class TrainingSummaryHook(Hook):
 
     def __init__(self) -> None:
         self.history: list[dict[str, Any]] = []
+        self.training = False
 
     def before_train(self, runner: Any) -> None:
+        self.training = True
         previous = Path(runner.work_dir) / SUMMARY_FILE
         if runner.iter > 0 and previous.is_file():  # a resumed run keeps the history it had
             self.history = json.loads(previous.read_text(encoding="utf-8")).get("validation", [])
 
     def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
-        if metrics:
+        if metrics and self.training:  # a validation run after training is not part of its history
             self.history.append(
                 {"epoch": runner.epoch, "iter": runner.iter, **{k: float(v) for k, v in metrics.items()}}
             )
@@ -63,6 +65,7 @@ class TrainingSummaryHook(Hook):
 
     def after_train(self, runner: Any) -> None:
         self._write(runner, finished=True)
+        self.training = False
 
     def _final_checkpoint(self, runner: Any) -> str | None:
         best = runner.message_hub.get_info("best_ckpt")

@@ -62,9 +62,11 @@ def format_table(result: SegmentationResult, class_names: Sequence[str], show_er
     return "\n".join(lines + notes)
 
 
-def save_json(result: SegmentationResult, path: str | os.PathLike, class_names: Sequence[str]) -> None:
-    """Write :meth:`SegmentationResult.to_dict` to ``path`` atomically (NaN as null)."""
-    write_json_atomic(path, result.to_dict(class_names))
+def save_json(
+    result: SegmentationResult, path: str | os.PathLike, class_names: Sequence[str], **extra: object
+) -> None:
+    """Write :meth:`SegmentationResult.to_dict` (and any ``extra`` entries) to ``path`` atomically (NaN as null)."""
+    write_json_atomic(path, {**result.to_dict(class_names), **extra})
 
 
 def load_json(path: str | os.PathLike) -> tuple[SegmentationResult, tuple[str, ...]]:

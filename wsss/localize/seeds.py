@@ -51,11 +51,20 @@ def normalized_image(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class SeedSettings:
-    """How maps are made: test scales, horizontal flips, and the map source of BAS (None: the model's default)."""
+    """How maps are made: test scales, horizontal flips, the map source of BAS (None: the model's
+    default), and ``base_size``: when given, the scales apply to the image brought to that shorter side
+    (the size the localizer was trained at), else to the image as it is; maps always come back at the
+    image's own size."""
 
     scales: tuple[float, ...] = DEFAULT_SCALES
     flip: bool = True
     source: str | None = None
+    base_size: int | None = None
+
+    def scales_for(self, height: int, width: int) -> tuple[float, ...]:
+        """The scale factors to apply to an image of ``height`` x ``width``."""
+        factor = 1.0 if self.base_size is None else self.base_size / min(height, width)
+        return tuple(scale * factor for scale in self.scales)
 
 
 def image_seeds(
@@ -69,17 +78,18 @@ def image_seeds(
 
     With ``cam_model`` the maps are the authors' fusion ``normalise(normalise(CAM) + normalise(BAS))``.
     """
+    scales = settings.scales_for(*image.shape[-2:])
     maps = multiscale_class_maps(
         class_maps_function(model, settings.source),
         normalized_image(model, image),
         keys,
-        settings.scales,
+        scales,
         settings.flip,
     )
     if cam_model is None:
         return normalize_maps(maps)
     cam_maps = multiscale_class_maps(
-        cam_model.class_maps, normalized_image(cam_model, image), keys, settings.scales, settings.flip
+        cam_model.class_maps, normalized_image(cam_model, image), keys, scales, settings.flip
     )
     return fuse_maps(maps, cam_maps.to(maps.device))
 

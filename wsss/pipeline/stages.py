@@ -176,14 +176,15 @@ class _ModelStage(Stage):
 class Seeds(_ModelStage):
     """Multi-scale + flip seeds (``tools/make_seeds.py``) of a trained localizer for a split.
 
-    Options: ``model`` (a Train stage), ``split`` (default train), ``scales``, ``flip`` (default True).
+    Options: ``model`` (a Train stage), ``split`` (default train), ``scales``, ``flip`` (default True),
+    ``base_size`` (scales apply to images brought to this shorter side: the localizer's training size).
     """
 
     kind = "seeds"
 
     @classmethod
     def option_names(cls) -> set[str]:
-        return {"model", "split", "scales", "flip"}
+        return {"model", "split", "scales", "flip", "base_size"}
 
     def argv(self) -> list[str]:
         o = self.options
@@ -192,7 +193,57 @@ class Seeds(_ModelStage):
             args += ["--scales", *o["scales"]]
         if o.get("flip") is False:
             args.append("--no-flip")
+        if o.get("base_size"):
+            args += ["--base-size", o["base_size"]]
         return tool("make_seeds", *args, *cfg_options(self.model.model_options))
+
+
+@STAGES.register_module()
+class ExtractFeatures(Stage):
+    """Unsupervised dense features of a split (``tools/extract_features.py``), one ``<id>.npz`` per image.
+
+    Options: ``model`` (a Train stage of a feature model), or ``config`` alone for a frozen backbone
+    with local weights; ``split`` (default train), ``scales``, ``flip`` (default True).
+    """
+
+    kind = "extract_features"
+    uses_model = True
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        return {"model", "config", "split", "scales", "flip"}
+
+    def reads(self) -> list[str]:
+        return [self.ref("model").name] if self.options.get("model") else []
+
+    def files(self) -> list[Path]:
+        return [self._config()]
+
+    def _config(self) -> Path:
+        if self.options.get("model"):
+            return self.ref("model").config
+        if not self.options.get("config"):
+            raise StageError(f"stage {self.name}: give `model` (a Train stage) or `config`")
+        return self.ctx.resolve_path(self.options["config"])
+
+    def argv(self) -> list[str]:
+        o = self.options
+        args = [self._config(), *([self.ref("model").out] if o.get("model") else [])]
+        args += [
+            "--out",
+            self.out,
+            "--split",
+            o.get("split", "train"),
+            "--data-root",
+            self.ctx.data_root,
+            "--no-progress",
+        ]
+        if o.get("scales"):
+            args += ["--scales", *o["scales"]]
+        if o.get("flip", True):
+            args.append("--flip")
+        model_options = self.ref("model").model_options if o.get("model") else {}
+        return tool("extract_features", *args, *cfg_options(model_options))
 
 
 @STAGES.register_module()
@@ -300,27 +351,74 @@ class PseudoLabels(Stage):
 class EvalLabels(Stage):
     """Score a stage's label PNGs against the ground truth (``tools/eval_seg.py``): ``OUT/result.json``.
 
-    Options: ``labels`` (a stage), ``split`` (default train).
+    Options: ``labels`` (a stage: pseudo labels, debiased labels, or a Test stage's predictions),
+    ``split`` (default train), ``context`` (True: also the share of each context region, from the
+    data's ``ContextMasks/``, labelled as its co-occurring class, e.g. water labelled boat).
     """
 
     kind = "eval_labels"
 
     @classmethod
     def option_names(cls) -> set[str]:
-        return {"labels", "split"}
+        return {"labels", "split", "context"}
 
     def reads(self) -> list[str]:
         return [self.ref("labels").name]
 
     def argv(self) -> list[str]:
-        return tool("eval_seg", "--pred", self.ref("labels").out, "--gt", self.ctx.data_root / "SegmentationClass",
-                    "--list", self.ctx.split_list(self.options.get("split", "train")), "--classes", self.ctx.class_file,
-                    "--json", self.out / "result.json", "--no-progress")  # fmt: skip
+        args = ["--pred", self.ref("labels").out, "--gt", self.ctx.data_root / "SegmentationClass",
+                "--list", self.ctx.split_list(self.options.get("split", "train")), "--classes", self.ctx.class_file,
+                "--json", self.out / "result.json", "--no-progress"]  # fmt: skip
+        if self.options.get("context"):
+            args += ["--context", self.ctx.data_root / "ContextMasks"]
+        return tool("eval_seg", *args)
 
     def summarize(self) -> dict[str, Any]:
+        result = read_json(self.out / "result.json")
+        summary = {**_result_summary(result), "outputs": {"labels": str(self.ref("labels").out)}}
+        for name, row in (result.get("context_share") or {}).items():
+            summary["metrics"][f"{name}_as_{row['class']}"] = (
+                None if row["share"] is None else 100 * row["share"]
+            )
+        return summary
+
+
+@STAGES.register_module()
+class Debias(Stage):
+    """MARS (``tools/mars.py``): base pseudo labels with the biased objects marked 254, in ``OUT``.
+
+    Options: ``config`` (a MARS config, e.g. configs/debias/mars_shapes.py), ``pseudo`` (a stage of
+    base pseudo labels), ``features`` (a stage of feature files), ``split`` (default train),
+    ``cfg_options``. Reports, per class, the share of its pixels marked biased.
+    """
+
+    kind = "debias"
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        return {"config", "pseudo", "features", "split", "cfg_options"}
+
+    def reads(self) -> list[str]:
+        return [self.ref("pseudo").name, self.ref("features").name]
+
+    def files(self) -> list[Path]:
+        return [self.ctx.resolve_path(self.options["config"])]
+
+    def argv(self) -> list[str]:
+        args = [self.ctx.resolve_path(self.options["config"]), "--pseudo", self.ref("pseudo").out,
+                "--features", self.ref("features").out, "--images", self.ctx.data_root / "JPEGImages",
+                "--out", self.out, "--list", self.ctx.split_list(self.options.get("split", "train")),
+                "--classes", self.ctx.class_file, "--no-progress"]  # fmt: skip
+        return tool("mars", *args, *cfg_options(self.options.get("cfg_options") or {}))
+
+    def summarize(self) -> dict[str, Any]:
+        manifest = read_json(self.out / "manifest.json")
+        shares = {name: row["biased_share"] for name, row in manifest["per_class"].items()}
         return {
-            **_result_summary(read_json(self.out / "result.json")),
-            "outputs": {"labels": str(self.ref("labels").out)},
+            "metrics": {
+                f"biased_{name}": None if share is None else 100 * share for name, share in shares.items()
+            },
+            "outputs": {"labels": str(self.out), "scores": str(self.out / "scores")},
         }
 
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsss.data.label_io import IGNORE_INDEX
+from wsss.data.label_io import BIASED_INDEX, IGNORE_INDEX
 from wsss.registry import MODELS
 
 
@@ -100,3 +100,84 @@ class SegCrossEntropy(nn.Module):
         logits = resize_to_labels(logits, labels)
         value = weighted_cross_entropy(logits, labels, ignore_index=self.ignore_index)
         return {self.loss_name: self.loss_weight * value}
+
+
+def restricted_probabilities(teacher_logits: torch.Tensor, cls_label: torch.Tensor) -> torch.Tensor:
+    """Softmax of ``(B, C, H, W)`` logits over background and each image's own classes (others get 0).
+
+    ``cls_label`` is the ``(B, C - 1)`` multi-hot image-level label.
+    """
+    allowed = torch.cat([torch.ones_like(cls_label[:, :1]), cls_label], dim=1) > 0.5
+    masked = teacher_logits.masked_fill(~allowed[:, :, None, None], float("-inf"))
+    return masked.float().softmax(dim=1)
+
+
+@MODELS.register_module()
+class MARSComplementCE(nn.Module):
+    """MARS's complementing loss: biased pixels (254) take the EMA teacher's label, weighted by its confidence.
+
+    At a biased pixel the teacher's softmax over background and the image's own classes gives the
+    label (its argmax) and the weight ``W`` (the maximum of those probabilities; with
+    ``weight_includes_background=False`` the maximum over the image's foreground classes only, as a
+    literal reading of the paper has it); every other pixel keeps its label with weight 1. The loss
+    is the weighted cross-entropy summed over pixels and divided by the number of non-ignored pixels
+    (as :func:`weighted_cross_entropy`), so a weight below 1 lowers a pixel's share. For the first
+    ``warmup_iters`` training iterations the teacher is still close to random, so biased pixels are
+    ignored instead. ``weighted=False`` uses the teacher's labels with weight 1 (the paper's
+    "complementing" ablation row without the weighted CE).
+
+    The iteration count is a buffer, saved in checkpoints, so a resumed run keeps its warm-up state.
+    """
+
+    needs_teacher = True
+
+    def __init__(
+        self,
+        warmup_iters: int = 0,
+        weighted: bool = True,
+        weight_includes_background: bool = True,
+        biased_index: int = BIASED_INDEX,
+        ignore_index: int = IGNORE_INDEX,
+        loss_weight: float = 1.0,
+        label_key: str = "gt_seg",
+        loss_name: str = "loss_ce",
+    ):
+        super().__init__()
+        if "loss" not in loss_name:
+            raise ValueError(f"loss_name must contain 'loss' so mmengine sums it, got {loss_name!r}")
+        self.warmup_iters = warmup_iters
+        self.weighted = weighted
+        self.weight_includes_background = weight_includes_background
+        self.biased_index = biased_index
+        self.ignore_index = ignore_index
+        self.loss_weight = loss_weight
+        self.label_key = label_key
+        self.loss_name = loss_name
+        self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
+
+    def complement(
+        self, labels: torch.Tensor, teacher_logits: torch.Tensor, cls_label: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Labels with every biased pixel replaced by the teacher's label, and the per-pixel weights."""
+        probs = restricted_probabilities(teacher_logits, cls_label)
+        confidence = probs if self.weight_includes_background else probs[:, 1:]
+        biased = labels == self.biased_index
+        labels = torch.where(biased, probs.argmax(dim=1), labels)
+        weights = torch.where(biased, confidence.amax(dim=1), torch.ones_like(probs[:, 0]))
+        return labels, weights if self.weighted else torch.ones_like(weights)
+
+    def loss(
+        self, logits: torch.Tensor, data_samples: Sequence[dict], teacher_logits: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        labels = stack_labels(data_samples, self.label_key, logits.device)
+        logits = resize_to_labels(logits, labels)
+        if torch.is_grad_enabled():
+            self.iteration += 1
+        biased = labels == self.biased_index
+        if teacher_logits is None or int(self.iteration) <= self.warmup_iters:
+            labels, weights = labels.masked_fill(biased, self.ignore_index), None
+        else:
+            cls_label = torch.stack([torch.as_tensor(s["cls_label"]) for s in data_samples]).to(logits.device)
+            labels, weights = self.complement(labels, resize_to_labels(teacher_logits, labels), cls_label)
+        value = weighted_cross_entropy(logits, labels, weights, ignore_index=self.ignore_index)
+        return {self.loss_name: self.loss_weight * value, "biased_share": biased.float().mean().detach()}
