@@ -461,3 +461,31 @@ def test_voc_ground_truth_against_itself() -> None:
     assert result.mIoU == 100.0 and result.aAcc == 100.0 and result.mAcc == 100.0
     assert np.all(result.iou[present] == 100.0)
     assert np.all(np.isnan(np.delete(result.iou, present)))
+
+
+def test_eval_seg_context_shares_count_context_pixels_labelled_as_their_class(tmp_path, capsys, tool_error):
+    pred, gt, context = tmp_path / "pred", tmp_path / "gt", tmp_path / "ContextMasks"
+    classes = ["background", "boat", "train"]
+    # Context 1 is water (boat), 2 rails (train). Image a: 4 water px, 3 called boat; 2 rails px, 0 train.
+    labels = {"a": ([[1, 1, 1, 0], [0, 0, 2, 2]], [[1, 1, 1, 1], [2, 2, 0, 0]]),
+              "b": ([[1, 0, 0, 0], [0, 0, 0, 0]], [[1, 1, 0, 0], [0, 0, 0, 0]])}  # fmt: skip
+    for image_id, (label, region) in labels.items():
+        write_label_png(pred / f"{image_id}.png", np.array(label, np.uint8))
+        write_label_png(gt / f"{image_id}.png", np.array(label, np.uint8))
+        write_label_png(context / f"{image_id}.png", np.array(region, np.uint8))
+    (context / "contexts.json").write_text(json.dumps({"contexts": [
+        {"value": 1, "name": "water", "class": "boat"}, {"value": 2, "name": "rails", "class": "train"}]}))  # fmt: skip
+    split = tmp_path / "ids.txt"
+    split.write_text("a\nb\n")
+    classes_file = tmp_path / "classes.txt"
+    classes_file.write_text("\n".join(classes) + "\n")
+    # a: water 4 px (3 boat) + b: water 2 px (1 boat) -> 4/6; rails: 2 px, 0 train -> 0.
+    args = ["--pred", str(pred), "--gt", str(gt), "--list", str(split), "--classes", str(classes_file),
+            "--no-progress", "--workers", "1"]  # fmt: skip
+    assert eval_seg.main([*args, "--context", str(context), "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "water labelled boat: 66.67% of 6 pixels" in out and "rails labelled train: 0.00% of 2 pixels" in out
+    shares = json.loads((tmp_path / "r.json").read_text())["context_share"]
+    assert shares["water"] == {"class": "boat", "pixels": 6, "labelled_as_class": 4, "share": 4 / 6}
+    (context / "contexts.json").write_text(json.dumps({"contexts": [{"value": 1, "name": "w", "class": "cow"}]}))
+    tool_error(eval_seg.main([*args, "--context", str(context)]), "contexts.json: needs")

@@ -104,3 +104,19 @@ def test_tool_writes_the_figure_and_refuses_bad_input(tiny_voc, seeds, tmp_path,
         visualize.main([*args, "--gt", str(tmp_path / "nowhere"), "--out", str(out)]),
         "--gt .*nowhere: not an existing folder",
     )
+
+
+def test_heat_columns_read_greyscale_scores_and_check_their_size(tiny_voc):
+    ids = train_ids(tiny_voc, 2)
+    heat = tiny_voc / "scores"
+    heat.mkdir()
+    ramp = np.tile(np.linspace(0, 255, 48).astype(np.uint8), (48, 1))
+    for image_id in ids:
+        Image.fromarray(ramp).save(heat / f"{image_id}.png")
+    grid = build_grid(tiny_voc / "JPEGImages", ids, CLASSES, heat_dirs=[heat])
+    assert grid.titles == ["image", "heat: scores"] and grid.has_heat
+    image = read_image(tiny_voc / "JPEGImages" / f"{ids[0]}.jpg")
+    assert np.array_equal(grid.rows[0][1][0], heat_overlay(image, ramp.astype(np.float32) / 255.0))
+    Image.fromarray(ramp[:10]).save(heat / f"{ids[1]}.png")
+    with pytest.raises(ValueError, match=f"{ids[1]}.png: heat map is 48x10 but its image is 48x48"):
+        build_grid(tiny_voc / "JPEGImages", ids, CLASSES, heat_dirs=[heat])

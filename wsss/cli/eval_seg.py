@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fp-fn", action="store_true", help="add MARS's false-positive / false-negative ratio columns"
     )
+    parser.add_argument(
+        "--context",
+        type=Path,
+        help="a context-mask folder (the shapes data's ContextMasks/, with contexts.json): also print how "
+        "much of each context region (water, rails) the labels give to the class it co-occurs with",
+    )
     add_workers(parser, "processes decoding PNGs in parallel")
     add_progress(parser)
     return parser

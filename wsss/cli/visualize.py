@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--labels", type=Path, nargs="+", action="extend", default=[], metavar="DIR",
                         help="folders of label PNGs <id>.png (pseudo labels, predictions): a column each")  # fmt: skip
+    parser.add_argument("--heat", type=Path, nargs="+", default=[], metavar="DIR",
+                        help="folders of greyscale score PNGs <id>.png (0..255; e.g. MARS's scores/): a heat column each")  # fmt: skip
     parser.add_argument("--gt", type=Path, help="folder of ground-truth label PNGs <id>.png")
     parser.add_argument("--n", type=int, default=16, help="number of images (rows), default 16")
     parser.add_argument(
@@ -52,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def draw(args: argparse.Namespace) -> int:
-    if not args.seeds and not args.labels and args.gt is None:
-        raise UserError("give at least one of --seeds, --labels, --gt")
+    if not args.seeds and not args.labels and not args.heat and args.gt is None:
+        raise UserError("give at least one of --seeds, --heat, --labels, --gt")
     if args.n < 1 or args.cell < 16:
         raise UserError(f"--n must be at least 1 and --cell at least 16, got {args.n} and {args.cell}")
     check_input_dir(args.images, "--images", "folder of the original images")
@@ -70,7 +72,9 @@ def draw(args: argparse.Namespace) -> int:
         class_names_from_spec(args.classes, root) if args.classes else resolve_class_names(None, root)
     )
     ids = read_split(args.list)[: args.n]
-    grid = build_grid(args.images, ids, class_names, args.seeds, args.labels, args.gt, args.per_class)
+    grid = build_grid(
+        args.images, ids, class_names, args.seeds, args.labels, args.gt, args.per_class, args.heat
+    )
     image = render_grid(grid, class_names, args.cell)
     save_png_atomic(args.out, image)
     print(

@@ -3,7 +3,10 @@
 What goes in comes from the config: every stage entry with ``report=dict(key=..., label=...)`` gives a
 row (its headline figure, absolute) and a key of ``report.json``; ``cfg.report`` names the stage whose
 result is the upper bound (``upper_bound``), the stages shown beside it as a share of it
-(``compare``), the stages whose per-class IoU form the table (``per_class``) and the figure stage.
+(``compare``), the stages whose per-class IoU form the table (``per_class``), those whose per-class
+IoU, false-positive and false-negative ratios are compared (``errors``, MARS's table), those whose
+context shares are compared (``context``: water labelled boat, ...), the folders ``report.json``
+names under ``outputs`` (``outputs``: a key -> stage mapping, nested dicts allowed) and the figure.
 """
 
 from __future__ import annotations
@@ -60,13 +63,30 @@ def build_report(
         for name in options.get("per_class", [])
         if name in summaries
     }
+    report["errors"] = {
+        name: {kind: summaries[name]["per_class"].get(kind, {}) for kind in ("IoU", "FP_ratio", "FN_ratio")}
+        for name in options.get("errors", [])
+        if name in summaries
+    }
+    report["context_share"] = {
+        name: {k: v for k, v in summaries[name]["metrics"].items() if "_as_" in k}
+        for name in options.get("context", [])
+        if name in summaries
+    }
     report["stage_seconds"] = {name: summary.get("seconds") for name, summary in summaries.items()}
-    report["outputs"] = {name: summary.get("outputs", {}) for name, summary in summaries.items()}
+    report["outputs"] = _folders(options.get("outputs", {}), summaries)
     report["notes"] = [
         f"{name}: {note}" for name, summary in summaries.items() for note in summary.get("notes", [])
     ]
     report["stages"] = dict(summaries)
     return report
+
+
+def _folders(spec: Any, summaries: Mapping[str, dict[str, Any]]) -> Any:
+    """``outputs`` of the report: each stage name of the (nested) mapping replaced by its folder."""
+    if isinstance(spec, Mapping):
+        return {key: _folders(value, summaries) for key, value in spec.items()}
+    return summaries[spec]["outputs"]["folder"] if spec in summaries else None
 
 
 def _fmt(value: float | None) -> str:
@@ -116,6 +136,22 @@ def markdown(
         for cls in report["classes"]:
             cells = [_fmt(report["per_class_iou"][column].get(cls)) for column in columns]
             lines.append(f"| {cls} | " + " | ".join(cells) + " |")
+    errors = report["errors"]
+    if errors:
+        lines += ["", "## Per-class IoU / false-positive / false-negative ratios", "",
+                  "FP = (P - TP) / union and FN = (T - TP) / union, as MARS reports them; biased (254) counts as background.",
+                  "", "| class | " + " | ".join(errors) + " |", "|---" * (len(errors) + 1) + "|"]  # fmt: skip
+        for cls in report["classes"]:
+            cells = [" / ".join(_fmt(errors[name][kind].get(cls)) for kind in ("IoU", "FP_ratio", "FN_ratio"))
+                     for name in errors]  # fmt: skip
+            lines.append(f"| {cls} | " + " | ".join(cells) + " |")
+    shares = report["context_share"]
+    keys = sorted({key for row in shares.values() for key in row})
+    if keys:
+        lines += ["", "## Context regions labelled as their class (% of their pixels)", "",
+                  "| stage | " + " | ".join(k.replace("_as_", " as ") for k in keys) + " |", "|---" * (len(keys) + 1) + "|"]  # fmt: skip
+        for name, row in shares.items():
+            lines.append(f"| {name} | " + " | ".join(_fmt(row.get(k)) for k in keys) + " |")
     figure = options.get("figure")
     if figure in summaries:
         path = Path(summaries[figure]["outputs"].get("figure", ""))

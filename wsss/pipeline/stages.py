@@ -394,6 +394,11 @@ class Debias(Stage):
 
     kind = "debias"
 
+    @property
+    def heat_dir(self) -> Path:
+        """Where the debiased scores are, for figures."""
+        return self.out / "scores"
+
     @classmethod
     def option_names(cls) -> set[str]:
         return {"config", "pseudo", "features", "split", "cfg_options"}
@@ -457,18 +462,18 @@ class Test(_ModelStage):
 class Figure(Stage):
     """A figure of example images (``tools/visualize.py``): ``OUT/figure.png``.
 
-    Options: ``seeds`` and ``labels`` (lists of stages, a column each), ``gt`` (default True),
-    ``split`` (default train), ``n`` (rows, default 8).
+    Options: ``seeds``, ``heat`` (stages with score maps, e.g. Debias) and ``labels`` (lists of
+    stages, a column each), ``gt`` (default True), ``split`` (default train), ``n`` (rows, default 8).
     """
 
     kind = "figure"
 
     @classmethod
     def option_names(cls) -> set[str]:
-        return {"seeds", "labels", "gt", "split", "n"}
+        return {"seeds", "heat", "labels", "gt", "split", "n"}
 
     def reads(self) -> list[str]:
-        return [stage.name for stage in (*self.refs("seeds"), *self.refs("labels"))]
+        return [stage.name for stage in (*self.refs("seeds"), *self.refs("heat"), *self.refs("labels"))]
 
     def argv(self) -> list[str]:
         o = self.options
@@ -476,6 +481,8 @@ class Figure(Stage):
                 "--classes", self.ctx.class_file, "--n", o.get("n", 8), "--out", self.out / "figure.png"]  # fmt: skip
         if o.get("seeds"):
             args += ["--seeds", *(stage.out for stage in self.refs("seeds"))]
+        if o.get("heat"):
+            args += ["--heat", *(getattr(stage, "heat_dir", stage.out) for stage in self.refs("heat"))]
         if o.get("labels"):
             args += ["--labels", *(stage.out for stage in self.refs("labels"))]
         if o.get("gt", True):

@@ -80,6 +80,19 @@ def read_checked_seeds(seeds_dir: Path, image_id: str, shape: tuple[int, int], n
     return keys, maps
 
 
+def read_heat(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A greyscale PNG as values in [0, 1], checked against the image size."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: heat-map PNG not found; every listed id needs one in this folder")
+    with Image.open(path) as image:
+        heat = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    if heat.shape != shape:
+        raise ValueError(
+            f"{path}: heat map is {heat.shape[1]}x{heat.shape[0]} but its image is {shape[1]}x{shape[0]}"
+        )
+    return heat
+
+
 def _folder_titles(folders: Sequence[Path], prefix: str = "") -> list[str]:
     names = [folder.name for folder in folders]
     return [
@@ -96,11 +109,14 @@ def build_grid(
     label_dirs: Sequence[str | os.PathLike] = (),
     gt_dir: str | os.PathLike | None = None,
     per_class: bool = False,
+    heat_dirs: Sequence[str | os.PathLike] = (),
 ) -> Grid:
     """Read every cell of the figure: per image, its seeds (max over classes, or one cell per class with
-    ``per_class`` and a single seeds folder), each label folder, and the ground truth."""
+    ``per_class`` and a single seeds folder), each heat folder (greyscale PNGs, 0..255 as 0..1, such as
+    MARS's debiased scores), each label folder, and the ground truth."""
     images_dir = Path(images_dir)
     seeds_dirs, label_dirs = [Path(d) for d in seeds_dirs], [Path(d) for d in label_dirs]
+    heat_dirs = [Path(d) for d in heat_dirs]
     if per_class and len(seeds_dirs) != 1:
         raise ValueError("per-class seed columns need exactly one seeds folder")
     num_classes = len(class_names)
@@ -114,10 +130,10 @@ def build_grid(
     seed_titles = (
         [f"seed {k + 1}" for k in range(seed_columns)] if per_class else _folder_titles(seeds_dirs, "seeds: ")
     )
-    titles = ["image", *seed_titles, *_folder_titles(label_dirs)] + (
+    titles = ["image", *seed_titles, *_folder_titles(heat_dirs, "heat: "), *_folder_titles(label_dirs)] + (
         ["ground truth"] if gt_dir is not None else []
     )
-    grid = Grid(titles=titles, has_heat=bool(seeds_dirs))
+    grid = Grid(titles=titles, has_heat=bool(seeds_dirs or heat_dirs))
     for image_id in ids:
         image = read_image(find_image(images_dir, image_id))
         cells: list[Cell | None] = [(image, "")]
@@ -130,6 +146,8 @@ def build_grid(
             else:
                 heat = maps.max(axis=0) if len(keys) else np.zeros(image.shape[:2], np.float32)
                 cells.append((heat_overlay(image, heat), ""))
+        for folder in heat_dirs:
+            cells.append((heat_overlay(image, read_heat(folder / f"{image_id}.png", image.shape[:2])), ""))
         for folder in folders:
             label = read_checked_label(folder / f"{image_id}.png", image.shape[:2], num_classes)
             values = {int(v) for v in np.unique(label)}
