@@ -51,7 +51,9 @@ def sample(index: int, dim: int, grid: int) -> tuple[np.ndarray, np.ndarray, np.
 def cluster_chunk(task: tuple[int, int, int, int]):
     start, stop, dim, grid = task
     samples = [sample(i, dim, grid)[:2] for i in range(start, stop)]
-    results = cluster_images(samples, MARSSettings(binarize="threshold"), torch.Generator().manual_seed(start))
+    results = cluster_images(
+        samples, MARSSettings(binarize="threshold"), torch.Generator().manual_seed(start)
+    )
     return [(r.classes, r.centroids) for r in results]
 
 
@@ -83,7 +85,10 @@ def run(count: int, dim: int, grid: int, workers: int) -> None:
     with Pool(workers) as pool:
         pool.map(debias_chunk, [(*chunk, debiased) for chunk in chunks])
     pass2 = time.perf_counter() - start
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    peak = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
     print(f"{count} images, D={dim}, {grid}x{grid} grid, {workers} workers: pass 1 {pass1:.1f} s "
           f"({count / pass1:.0f} img/s), pass 2 {pass2:.1f} s ({count / pass2:.0f} img/s), total "
           f"{(pass1 + pass2) / 60:.1f} min; {len(classes)} centroids ({vectors.nbytes / 2**20:.1f} MiB); "
@@ -98,11 +103,15 @@ def crf_cost(size: int = 500, repeats: int = 3) -> None:
     start = time.perf_counter()
     for _ in range(repeats):
         binarize(score, MARSSettings(), image)
-    print(f"mask CRF on a {size}x{size * 3 // 4} image: {(time.perf_counter() - start) / repeats:.2f} s per image")
+    print(
+        f"mask CRF on a {size}x{size * 3 // 4} image: {(time.perf_counter() - start) / repeats:.2f} s per image"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=10582)
     parser.add_argument("--dim", type=int, default=70)
     parser.add_argument("--grid", type=int, default=64)
@@ -112,7 +121,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.compare:
         for count in (1000, 10000):
-            subprocess.run([sys.executable, __file__, "--images", str(count), "--workers", str(args.workers)], check=True)
+            subprocess.run(
+                [sys.executable, __file__, "--images", str(count), "--workers", str(args.workers)], check=True
+            )
     else:
         run(args.images, args.dim, args.grid, args.workers)
     if args.crf:

@@ -484,8 +484,12 @@ def test_eval_seg_context_shares_count_context_pixels_labelled_as_their_class(tm
             "--no-progress", "--workers", "1"]  # fmt: skip
     assert eval_seg.main([*args, "--context", str(context), "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
-    assert "water labelled boat: 66.67% of 6 pixels" in out and "rails labelled train: 0.00% of 2 pixels" in out
+    assert (
+        "water labelled boat: 66.67% of 6 pixels" in out and "rails labelled train: 0.00% of 2 pixels" in out
+    )
     shares = json.loads((tmp_path / "r.json").read_text())["context_share"]
     assert shares["water"] == {"class": "boat", "pixels": 6, "labelled_as_class": 4, "share": 4 / 6}
-    (context / "contexts.json").write_text(json.dumps({"contexts": [{"value": 1, "name": "w", "class": "cow"}]}))
+    (context / "contexts.json").write_text(
+        json.dumps({"contexts": [{"value": 1, "name": "w", "class": "cow"}]})
+    )
     tool_error(eval_seg.main([*args, "--context", str(context)]), "contexts.json: needs")
