@@ -17,8 +17,8 @@ from PIL import Image
 from wsss.cli import fuse_seeds, make_seeds
 from wsss.data.label_io import read_label_png, write_label_png
 from wsss.engine.config import load_config
+from wsss.engine.per_image import pending_indices
 from wsss.localize.seed_io import load_seeds, save_seeds, seed_path
-from wsss.localize.seeds import pending_indices
 from wsss.nn.preprocessor import IMAGENET_MEAN, IMAGENET_STD
 from wsss.registry import MODELS
 
@@ -133,16 +133,13 @@ def test_resume_skips_done_files_and_refuses_other_settings(
     )
 
 
-def test_ranks_share_every_id_once(voc):
-    class Ids:
-        img_ids = [f"id{i}" for i in range(7)]
-
-        def __len__(self):
-            return 7
-
-    shares = [pending_indices(Ids(), voc / "none", rank, 3)[0] for rank in range(3)]
-    assert sorted(i for share in shares for i in share) == list(range(7))
-    assert shares[1] == [1, 4]
+def test_ranks_share_every_id_once():
+    ids = [f"id{i}" for i in range(7)]
+    shares = [pending_indices(ids, lambda image_id: False, rank, 3) for rank in range(3)]
+    assert sorted(i for share, _ in shares for i in share) == list(range(7))
+    assert shares[1] == ([1, 4], 2)
+    # Done ids leave the share but not its size; the split between ranks does not move.
+    assert pending_indices(ids, lambda image_id: image_id == "id4", 1, 3) == ([1], 2)
 
 
 def test_torchrun_two_cpu_processes_write_each_seed_once(voc, bas_checkpoint, tmp_path):

@@ -13,16 +13,16 @@ from PIL import Image
 from wsss.cli import mars as mars_tool
 from wsss.data.classes import write_class_names
 from wsss.data.label_io import BIASED_INDEX, IGNORE_INDEX, read_label_png, write_label_png
-from wsss.debias.kmeans import batched_kmeans
+from wsss.kmeans import batched_kmeans
 from wsss.debias.mars import (
     MARSSettings,
     background_distance,
-    cell_labels,
     debias_label,
     debiased_centroids,
     debiased_score,
 )
 from wsss.debias.run import CENTROIDS_FILE, CentroidTable, run_mars
+from wsss.features.grid import cell_labels
 
 REPO = Path(__file__).resolve().parents[1]
 THRESHOLD = MARSSettings(binarize="threshold", threshold=0.5)

@@ -33,6 +33,7 @@ MODELS = Registry(
         "wsss.localize.cam",
         "wsss.segment.model",
         "wsss.segment.losses",
+        "wsss.features.scratch",
     ],
 )
 MODEL_WRAPPERS = Registry("model wrapper", parent=mm.MODEL_WRAPPERS, scope="wsss")

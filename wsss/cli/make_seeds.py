@@ -27,10 +27,11 @@ from wsss.engine.config import load_config
 from wsss.engine.datasets import seed_dataset
 from wsss.engine.inference import model_from_checkpoint
 from wsss.engine.launch import device_for
+from wsss.engine.per_image import sum_counts
 from wsss.localize.bas import MAP_SOURCES
 from wsss.localize.multiscale import DEFAULT_SCALES
 from wsss.localize.seed_io import check_seed_out_dir, write_seed_manifest
-from wsss.localize.seeds import SeedSettings, class_maps_function, generate_seeds, sum_counts
+from wsss.localize.seeds import SeedSettings, class_maps_function, generate_seeds
 
 DESCRIPTION = """\
 For each image of --split (read with the config's test/val dataset settings: same root, classes and

@@ -17,7 +17,6 @@ the whole PNGs already written; a folder made with other settings is refused.
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -35,13 +34,14 @@ from wsss.debias.mars import (
     MARSSettings,
     background_distance,
     binarize,
-    cell_labels,
     cluster_images,
     debias_label,
     debiased_centroids,
     debiased_score,
     resize_score,
 )
+from wsss.features.grid import cell_labels
+from wsss.features.io import FeatureFolder, check_feature_ids, feature_path
 from wsss.fileio import atomic_write, remove_stale_temporaries
 from wsss.manifest import check_folder_settings, read_manifest, write_manifest
 from wsss.parallel import process_pool
@@ -51,45 +51,12 @@ SCORES_DIR = "scores"
 CHUNK = 16  # images clustered together; fixed, so results do not depend on the number of workers
 
 
-def read_feature_file(path: Path) -> tuple[np.ndarray, int, tuple[int, int]]:
-    """``(features float32 (D, h, w), stride, (H, W))`` of one feature file; errors name the file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: feature file not found; extract features for this image first")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            features = data["features"].astype(np.float32)
-            stride = int(data["stride"])
-            size = tuple(int(v) for v in data["image_size"])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        raise ValueError(f"{path}: unreadable feature file ({err}); extract it again") from None
-    if features.ndim != 3 or stride < 1 or len(size) != 2:
-        raise ValueError(f"{path}: features must be (D, h, w) with a stride and an (H, W) image size")
-    if not np.isfinite(features).all():
-        raise ValueError(f"{path}: features hold NaN or infinite values; extract them again")
-    return features, stride, size
-
-
-def check_feature_ids(features_dir: Path, ids: Sequence[str]) -> None:
-    """FileNotFoundError naming how many ids have no feature file, and the first ones."""
-    if not features_dir.is_dir():
-        raise FileNotFoundError(
-            f"{features_dir}: features folder not found; run tools/extract_features.py first"
-        )
-    missing = [i for i in ids if not (features_dir / f"{i}.npz").is_file()]
-    if missing:
-        first = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise FileNotFoundError(
-            f"{features_dir}: no features for {len(missing)} of {len(ids)} pseudo-labelled images (first: {first}); "
-            "extract features for the same images as the pseudo labels"
-        )
-
-
 def _sample(
-    features_dir: Path, pseudo_dir: Path, image_id: str
+    features: FeatureFolder, pseudo_dir: Path, image_id: str
 ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """Features, base labels, stride and cell labels of one image, checked against each other."""
-    path = features_dir / f"{image_id}.npz"
-    features, stride, size = read_feature_file(path)
+    path = feature_path(features.folder, image_id)
+    features, stride, size = features.read(image_id)
     base = read_label_png(pseudo_dir / f"{image_id}.png")
     if base.shape != size:
         raise ValueError(
@@ -103,12 +70,14 @@ def _sample(
     return features, base, stride, cells
 
 
-def _cluster_chunk(features_dir: Path, pseudo_dir: Path, settings: MARSSettings, task: tuple[int, list[str]]):
+def _cluster_chunk(
+    features: FeatureFolder, pseudo_dir: Path, settings: MARSSettings, task: tuple[int, list[str]]
+):
     chunk_index, ids = task
     samples = []
     for image_id in ids:
-        features, _, _, cells = _sample(features_dir, pseudo_dir, image_id)
-        samples.append((features, cells))
+        sample_features, _, _, cells = _sample(features, pseudo_dir, image_id)
+        samples.append((sample_features, cells))
     generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + chunk_index)
     return chunk_index, cluster_images(samples, settings, generator)
 
@@ -142,7 +111,7 @@ class CentroidTable:
 
 
 def build_centroids(
-    features_dir: Path, pseudo_dir: Path, ids: Sequence[str], settings: MARSSettings, num_classes: int,
+    features_dir: FeatureFolder, pseudo_dir: Path, ids: Sequence[str], settings: MARSSettings, num_classes: int,
     workers: int = 1, progress: bool = True,
 ) -> CentroidTable:  # fmt: skip
     """Pass 1: every image's centroids, their scores (Eq. 1) and the debiased centroids (Eqs. 2-3)."""
@@ -194,7 +163,7 @@ def _existing(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
     return label if label.shape == shape else None
 
 
-def _debias_one(features_dir: Path, pseudo_dir: Path, out_dir: Path, images: dict[str, Path], debiased: np.ndarray,
+def _debias_one(features_dir: FeatureFolder, pseudo_dir: Path, out_dir: Path, images: dict[str, Path], debiased: np.ndarray,
                 settings: MARSSettings, num_classes: int, image_id: str) -> np.ndarray:  # fmt: skip
     """Pass 2 for one image; returns its per-class (foreground pixels, biased pixels) counts ``(2, C)``."""
     base = read_label_png(pseudo_dir / f"{image_id}.png")
@@ -264,10 +233,19 @@ def run_mars(
         table = CentroidTable.load(out_dir / CENTROIDS_FILE)
         table = table if table.ids == list(ids) else None
     if table is None:
-        table = build_centroids(features_dir, pseudo_dir, ids, settings, num_classes, workers, progress)
+        table = build_centroids(
+            FeatureFolder(features_dir), pseudo_dir, ids, settings, num_classes, workers, progress
+        )
         table.save(out_dir / CENTROIDS_FILE)
     work = partial(
-        _debias_one, features_dir, pseudo_dir, out_dir, images, table.debiased, settings, num_classes
+        _debias_one,
+        FeatureFolder(features_dir),
+        pseudo_dir,
+        out_dir,
+        images,
+        table.debiased,
+        settings,
+        num_classes,
     )
     counts = np.zeros((2, num_classes), dtype=np.int64)
     with tqdm(total=len(ids), desc="MARS labels", unit="img", disable=not progress) as bar:

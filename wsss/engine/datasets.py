@@ -37,18 +37,27 @@ def build_dataset(cfg: Config, dataset_cfg: dict[str, Any]) -> Dataset:
             ) from None
 
 
-def split_dataset(cfg: Config, split: str | None = None, **overrides: Any) -> Dataset:
-    """The config's test (else val) dataset, with ``split`` and any other dataset keys replaced."""
-    dataset_cfg = dict(loader_config(cfg)["dataset"])
+def split_dataset(
+    cfg: Config,
+    split: str | None = None,
+    keys: tuple[str, ...] = ("test_dataloader", "val_dataloader"),
+    **overrides: Any,
+) -> Dataset:
+    """The dataset of the first loader of ``keys`` the config has (test, else val), with ``split`` and
+    any other dataset keys replaced."""
+    dataset_cfg = dict(loader_config(cfg, keys)["dataset"])
     if split is not None:
         dataset_cfg["split"] = split
     dataset_cfg.update(overrides)
     return build_dataset(cfg, dataset_cfg)
 
 
-def seed_dataset(cfg: Config, split: str) -> Dataset:
-    """Original images of ``split`` with their image-level labels: no pipeline, no masks."""
-    dataset = split_dataset(cfg, split, pipeline=None, with_mask=False)
+def seed_dataset(
+    cfg: Config, split: str, keys: tuple[str, ...] = ("test_dataloader", "val_dataloader")
+) -> Dataset:
+    """Original images of ``split`` with their image-level labels: no pipeline, no masks. Feature
+    models, trained without validation, pass ``keys`` ending with ``train_dataloader``."""
+    dataset = split_dataset(cfg, split, keys, pipeline=None, with_mask=False)
     if not hasattr(dataset, "img_ids") or not hasattr(dataset, "cls_labels"):
         raise ValueError(
             f"{cfg.filename}: dataset {type(dataset).__name__} has no image-level labels; seeds need an "

@@ -14,18 +14,18 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from wsss.engine.per_image import RunCounts, pending_indices, single_item
 from wsss.fileio import remove_stale_temporaries
 from wsss.localize.multiscale import DEFAULT_SCALES, fuse_maps, multiscale_class_maps, normalize_maps
 from wsss.localize.seed_io import is_complete_seed_file, load_seeds, save_seeds, seed_path
+from wsss.nn.preprocessor import normalized_image
 from wsss.parallel import follow_thread_share
 
 
@@ -42,11 +42,6 @@ def class_maps_function(
     if "source" not in inspect.signature(model.class_maps).parameters:
         raise ValueError(f"{type(model).__name__} has one kind of map only; drop --source")
     return lambda batch: model.class_maps(batch, source=source)
-
-
-def normalized_image(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
-    """A uint8 ``(3, H, W)`` image normalised by the model's own data preprocessor, on its device."""
-    return model.data_preprocessor({"inputs": image[None], "data_samples": []})["inputs"][0]
 
 
 @dataclass(frozen=True)
@@ -94,40 +89,6 @@ def image_seeds(
     return fuse_maps(maps, cam_maps.to(maps.device))
 
 
-def _single_item(batch: list[dict[str, Any]]) -> dict[str, Any]:
-    """Collate for batch size 1: images keep their own sizes."""
-    return batch[0]
-
-
-@dataclass
-class SeedRunCounts:
-    """What one rank did: ids assigned to it, seed files written, and files that were already there."""
-
-    assigned: int
-    written: int
-    existing: int
-
-
-def sum_counts(counts: SeedRunCounts, device: torch.device) -> SeedRunCounts:
-    """The counts summed over all ranks of a distributed run (this rank's otherwise)."""
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return counts
-    values = torch.tensor([counts.assigned, counts.written, counts.existing], dtype=torch.long, device=device)
-    dist.all_reduce(values)
-    return SeedRunCounts(*(int(v) for v in values.tolist()))
-
-
-def pending_indices(
-    dataset: Dataset, out_dir: Path, rank: int = 0, world_size: int = 1
-) -> tuple[list[int], int]:
-    """This rank's share ``ids[rank::world_size]`` without ids whose seed file is whole; and the share's size.
-
-    A truncated or empty file (a killed run, a full disk) does not count as done: it is made again.
-    """
-    share = range(len(dataset))[rank::world_size]
-    return [i for i in share if not is_complete_seed_file(seed_path(out_dir, dataset.img_ids[i]))], len(share)
-
-
 @torch.inference_mode()
 def generate_seeds(
     model: nn.Module,
@@ -139,7 +100,7 @@ def generate_seeds(
     world_size: int = 1,
     workers: int = 0,
     progress: bool = True,
-) -> SeedRunCounts:
+) -> RunCounts:
     """Write ``out_dir/<id>.npz`` for this rank's ids that have none yet (keys = the image's labels).
 
     ``dataset`` yields ``{'inputs': uint8 (3, H, W), 'data_samples': {'img_id', 'cls_label', ...}}`` at
@@ -151,8 +112,13 @@ def generate_seeds(
     out_dir.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         remove_stale_temporaries(out_dir)
-    todo, assigned = pending_indices(dataset, out_dir, rank, world_size)
-    loader = DataLoader(Subset(dataset, todo), batch_size=1, num_workers=workers, collate_fn=_single_item)
+    todo, assigned = pending_indices(
+        dataset.img_ids,
+        lambda image_id: is_complete_seed_file(seed_path(out_dir, image_id)),
+        rank,
+        world_size,
+    )
+    loader = DataLoader(Subset(dataset, todo), batch_size=1, num_workers=workers, collate_fn=single_item)
     written = 0
     for step, item in enumerate(
         tqdm(loader, total=len(todo), desc="seeds", unit="img", disable=not progress)
@@ -166,7 +132,7 @@ def generate_seeds(
             seed_path(out_dir, sample["img_id"]), np.asarray(keys, dtype=np.int64), maps.float().cpu().numpy()
         )
         written += 1
-    return SeedRunCounts(assigned=assigned, written=written, existing=assigned - len(todo))
+    return RunCounts(assigned=assigned, written=written, existing=assigned - len(todo))
 
 
 def fuse_seed_files(bas_file: Path, cam_file: Path, out_file: Path) -> None:
@@ -192,7 +158,7 @@ def fuse_seed_folders(
     out_dir: str | os.PathLike,
     ids: Sequence[str],
     progress: bool = True,
-) -> SeedRunCounts:
+) -> RunCounts:
     """Write ``out_dir/<id>.npz``, the fusion of the BAS and CAM seed files of every id that has none yet."""
     bas_dir, cam_dir, out_dir = Path(bas_dir), Path(cam_dir), Path(out_dir)
     remove_stale_temporaries(out_dir)
@@ -201,4 +167,4 @@ def fuse_seed_folders(
         fuse_seed_files(
             seed_path(bas_dir, image_id), seed_path(cam_dir, image_id), seed_path(out_dir, image_id)
         )
-    return SeedRunCounts(assigned=len(ids), written=len(todo), existing=len(ids) - len(todo))
+    return RunCounts(assigned=len(ids), written=len(todo), existing=len(ids) - len(todo))

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from mmengine.model import BaseDataPreprocessor
+from torch import nn
 
 from wsss.registry import MODELS
 
@@ -46,3 +47,8 @@ class SegDataPreprocessor(BaseDataPreprocessor):
             for s in data["data_samples"]
         ]
         return {"inputs": inputs, "data_samples": samples}
+
+
+def normalized_image(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """A uint8 ``(3, H, W)`` image normalised by the model's own data preprocessor, on its device."""
+    return model.data_preprocessor({"inputs": image[None], "data_samples": []})["inputs"][0]

@@ -1,0 +1,45 @@
+"""Tools that write one file per image (seeds, features, predictions): shares, resumption, counts.
+
+Under ``torchrun`` every rank takes ``ids[rank::world]`` of the whole list *before* skipping
+finished files, so ranks never disagree about who does an id, however far an earlier run got.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class RunCounts:
+    """What one rank did: ids assigned to it, files written, and files that were already there."""
+
+    assigned: int
+    written: int
+    existing: int
+
+
+def sum_counts(counts: RunCounts, device: torch.device) -> RunCounts:
+    """The counts summed over all ranks of a distributed run (this rank's otherwise)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return counts
+    values = torch.tensor([counts.assigned, counts.written, counts.existing], dtype=torch.long, device=device)
+    dist.all_reduce(values)
+    return RunCounts(*(int(v) for v in values.tolist()))
+
+
+def pending_indices(
+    ids: Sequence[str], is_done: Callable[[str], bool], rank: int = 0, world_size: int = 1
+) -> tuple[list[int], int]:
+    """This rank's share of ``range(len(ids))[rank::world_size]`` without ids already done; and the share's size."""
+    share = range(len(ids))[rank::world_size]
+    return [i for i in share if not is_done(ids[i])], len(share)
+
+
+def single_item(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Collate for batch size 1: images keep their own sizes."""
+    return batch[0]
