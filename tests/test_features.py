@@ -18,8 +18,12 @@ from wsss.data.label_io import write_label_png
 from wsss.features.base import FeatureModel
 from wsss.features.extract import ExtractionSettings, multiscale_features
 from wsss.features.io import FeatureFolder, read_feature_file, save_feature_file
+from wsss.features.knn import NeighbourPairs, nearest_neighbours, save_neighbours
 from wsss.features.probe import ProbeCells, cluster_probe, context_separability, linear_probe
 from wsss.features.scratch import IICFeatureNet, iic_mutual_information
+from wsss.features.stego import STEGO
+from wsss.features.vit import DinoViT
+from wsss.nn.preprocessor import normalized_image
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -175,3 +179,97 @@ def test_extraction_errors_name_the_file_and_the_fix(tiny_voc, tmp_path, tool_er
     write_label_png(tiny_voc / "SegmentationClass" / "tiny_000.png", np.zeros((3, 3), np.uint8))
     tool_error(extract_features.main([str(config), "--random-init", "--out", str(tmp_path / "c"), *base]),
                "'tiny_000' is 3x3, smaller than one feature cell")  # fmt: skip
+
+
+COCO_MINI = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "coco-mini"
+TINY_VIT = dict(arch="vit_small_patch8_224", vit_kwargs=dict(embed_dim=16, depth=1, num_heads=2, img_size=64))
+
+
+def saved_tiny_vit(tmp_path: Path, **kwargs) -> tuple[DinoViT, Path]:
+    torch.manual_seed(0)
+    model = DinoViT(**{**TINY_VIT, **kwargs})
+    path = tmp_path / "tiny_vit.pth"
+    torch.save(model.vit.state_dict(), path)
+    return model, path
+
+
+def test_dino_vit_loads_local_weights_and_refuses_other_files(tmp_path):
+    model, path = saved_tiny_vit(tmp_path)
+    loaded = DinoViT(**TINY_VIT, weights=str(path))
+    x = torch.randn(2, 3, 40, 24)
+    assert loaded.stride == 8 and loaded.feature_dim == 16 and not loaded.training
+    assert torch.allclose(loaded.features(x), model.features(x), atol=1e-6)
+    assert loaded.features(x).shape == (2, 16, 5, 3)
+    other = tmp_path / "other.pth"
+    torch.save(
+        DinoViT("vit_small_patch8_224", vit_kwargs=dict(embed_dim=24, depth=1, num_heads=2)).vit.state_dict(),
+        other,
+    )
+    with pytest.raises(ValueError, match="other.pth: holds another architecture than vit_small_patch8_224"):
+        DinoViT(**TINY_VIT, weights=str(other))
+    extra = {**torch.load(path), "stray.weight": torch.zeros(1)}
+    extra.pop("norm.bias")
+    torch.save(extra, tmp_path / "extra.pth")
+    with pytest.raises(ValueError, match=r"missing \['norm.bias'\], unexpected \['stray.weight'\]"):
+        DinoViT(**TINY_VIT, weights=str(tmp_path / "extra.pth"))
+    with pytest.raises(ValueError, match="not a multiple of the 8-px patch"):
+        loaded.features(torch.zeros(1, 3, 20, 24))
+
+
+def test_multiscale_vit_features_on_real_coco_images(tmp_path):
+    if not COCO_MINI.is_dir():
+        pytest.skip("shared/datasets/coco-mini is not available")
+    _, path = saved_tiny_vit(tmp_path)
+    model = DinoViT(**TINY_VIT, weights=str(path)).eval()
+    for image_path in sorted((COCO_MINI / "train2017").glob("*.jpg"))[:2]:
+        uint8 = torch.from_numpy(np.asarray(Image.open(image_path).convert("RGB")).copy()).permute(2, 0, 1)
+        image = normalized_image(model, uint8)
+        height, width = image.shape[-2:]
+        small = F.interpolate(image[None], scale_factor=0.25, mode="bilinear", align_corners=False)[0]
+        features = multiscale_features(model, small, ExtractionSettings(scales=(1.0, 0.5), flip=True))
+        assert features.shape == (16, math.ceil(small.shape[1] / 8), math.ceil(small.shape[2] / 8))
+        assert torch.isfinite(features).all() and height > 400
+        single = multiscale_features(model, small, ExtractionSettings(scales=(1.0,), flip=False))
+        padded = F.pad(small[None], (0, -small.shape[2] % 8, 0, -small.shape[1] % 8))
+        assert torch.allclose(single, model.features(padded)[0], atol=1e-4)
+
+
+def test_stego_head_learns_correspondences_and_pairs_come_from_neighbours(tiny_voc, tmp_path):
+    _, path = saved_tiny_vit(tmp_path)
+    torch.manual_seed(0)
+    model = STEGO(backbone=dict(type="DinoViT", **TINY_VIT, weights=str(path)), dim=6, points=5)
+    assert (
+        model.stride == 8
+        and model.feature_dim == 6
+        and model.features(torch.zeros(1, 3, 32, 32)).shape == (1, 6, 4, 4)
+    )
+    backbone_before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    images = torch.randn(4, 3, 32, 32)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=5e-3)
+    losses = []
+    for _ in range(20):
+        torch.manual_seed(1)  # the same points each step: the loss of one fixed problem falls
+        loss = sum(model.loss(images, [{} for _ in range(4)]).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0]
+    assert all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in backbone_before.items())  # frozen
+    # Neighbours: hand descriptors, nearest first, the image itself excluded.
+    descriptors = F.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]]), dim=1)
+    assert nearest_neighbours(descriptors, ["a", "b", "c", "d"], 2) == {
+        "a": ["b", "d"], "b": ["a", "d"], "c": ["d", "b"], "d": ["c", "b"]}  # fmt: skip
+    ids = (tiny_voc / "ImageSets" / "Segmentation" / "train.txt").read_text().split()
+    save_neighbours(tmp_path / "knn.json", {i: [ids[(n + 1) % len(ids)]] for n, i in enumerate(ids)}, 1, 32)
+    pairs = NeighbourPairs(
+        dict(type="ImageLabelDataset", data_root=str(tiny_voc), split="train"), str(tmp_path / "knn.json")
+    )
+    item = pairs[0]
+    assert torch.equal(item["data_samples"]["pair_inputs"], pairs.dataset[1]["inputs"]) and len(pairs) == 6
+    save_neighbours(tmp_path / "short.json", {ids[0]: [ids[1]]}, 1, 32)
+    with pytest.raises(ValueError, match="short.json: no neighbours for 5 of 6 images"):
+        NeighbourPairs(
+            dict(type="ImageLabelDataset", data_root=str(tiny_voc), split="train"),
+            str(tmp_path / "short.json"),
+        )

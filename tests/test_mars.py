@@ -13,7 +13,6 @@ from PIL import Image
 from wsss.cli import mars as mars_tool
 from wsss.data.classes import write_class_names
 from wsss.data.label_io import BIASED_INDEX, IGNORE_INDEX, read_label_png, write_label_png
-from wsss.kmeans import batched_kmeans
 from wsss.debias.mars import (
     MARSSettings,
     background_distance,
@@ -23,6 +22,7 @@ from wsss.debias.mars import (
 )
 from wsss.debias.run import CENTROIDS_FILE, CentroidTable, run_mars
 from wsss.features.grid import cell_labels
+from wsss.kmeans import batched_kmeans
 
 REPO = Path(__file__).resolve().parents[1]
 THRESHOLD = MARSSettings(binarize="threshold", threshold=0.5)

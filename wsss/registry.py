@@ -17,7 +17,7 @@ DATASETS = Registry(
     "dataset",
     parent=mm.DATASETS,
     scope="wsss",
-    locations=["wsss.data.dataset", "wsss.data.cub", "wsss.data.mixed"],
+    locations=["wsss.data.dataset", "wsss.data.cub", "wsss.data.mixed", "wsss.features.knn"],
 )
 DATA_SAMPLERS = Registry("data sampler", parent=mm.DATA_SAMPLERS, scope="wsss", locations=["wsss.data.mixed"])
 TRANSFORMS = Registry("transform", parent=mm.TRANSFORMS, scope="wsss", locations=["wsss.data.transforms"])
@@ -34,6 +34,8 @@ MODELS = Registry(
         "wsss.segment.model",
         "wsss.segment.losses",
         "wsss.features.scratch",
+        "wsss.features.vit",
+        "wsss.features.stego",
     ],
 )
 MODEL_WRAPPERS = Registry("model wrapper", parent=mm.MODEL_WRAPPERS, scope="wsss")

@@ -37,6 +37,9 @@ from wsss.features.extract import (
 from wsss.features.io import FEATURE_FORMAT
 from wsss.manifest import check_folder_settings, write_manifest
 
+# Feature configs train without validation: their images may come from the train loader alone.
+DATASET_KEYS = ("test_dataloader", "val_dataloader", "train_dataloader")
+
 DESCRIPTION = f"""\
 For each image of --split (the config's test/val dataset settings: same root and images, original
 size, no augmentation) the feature model runs at every --scales factor on the image (padded to a
@@ -111,7 +114,7 @@ def extract(args: argparse.Namespace) -> int:
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     try:
         cfg = load_config(args.config, data_root=args.data_root, cfg_options=args.cfg_options)
-        dataset = seed_dataset(cfg, args.split, ("test_dataloader", "val_dataloader", "train_dataloader"))
+        dataset = seed_dataset(cfg, args.split, DATASET_KEYS)
         if args.checkpoint:
             model = model_from_checkpoint(cfg, args.checkpoint, device)
         else:
