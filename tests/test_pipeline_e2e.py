@@ -18,6 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {"train_dataloader.batch_size": 8, "train_dataloader.num_workers": 0, "val_dataloader.num_workers": 0}
 LOCALIZER = {"model.backbone.name": "test_resnet", **TINY}
 SEGMENTER = {"model.encoder_name": "tu-test_resnet", **TINY}
+FEATURES = {
+    "model.width": 4,
+    "model.feature_dim": 8,
+    "train_dataloader.batch_size": 8,
+    "train_dataloader.num_workers": 0,
+}
 
 
 def tiny_config(tmp_path: Path) -> Path:
@@ -32,6 +38,9 @@ def tiny_config(tmp_path: Path) -> Path:
         "    seeds_bas=dict(scales=(1.0,)), seeds_cam=dict(scales=(1.0,)),\n"
         f"    train_seg=dict(iters=3, cfg_options={SEGMENTER!r}),\n"
         f"    train_upper=dict(iters=3, cfg_options={SEGMENTER!r}),\n"
+        f"    train_seg_mars=dict(iters=3, cfg_options={SEGMENTER!r}),\n"
+        f"    train_features=dict(iters=3, cfg_options={FEATURES!r}),\n"
+        "    features=dict(scales=(1.0,)),\n"
         "    figure=dict(n=2),\n"
         ")\n"
     )
@@ -56,6 +65,17 @@ def test_pipeline_runs_every_stage_resumes_and_matches_its_dry_run(tmp_path, cap
     chosen = report["stages"]["pseudo_labels"]["outputs"]["seeds_stage"]  # the best swept seeds
     assert report["seed_miou"][chosen.removeprefix("seeds_")] == max(report["seed_miou"].values())
     assert 0 <= report["classifier_map"] <= 100
+    # MARS: debiased labels and the complemented segmenter, with the folders the report names.
+    debiased = json.loads((work / "eval_debiased" / "result.json").read_text())
+    assert report["debiased_pseudo_label_miou"] == debiased["mIoU"]
+    assert (
+        report["segmenter_mars_miou"]
+        == json.loads((work / "test_seg_mars" / "result.json").read_text())["mIoU"]
+    )
+    assert report["outputs"] == {"pseudo_labels": str(work / "pseudo_labels"), "debiased_labels": str(work / "debias"),
+                                 "val_predictions": {"baseline": str(work / "test_seg"), "mars": str(work / "test_seg_mars")}}  # fmt: skip
+    assert set(report["context_share"]["eval_debiased"]) == {"water_as_boat", "rails_as_train"}
+    assert set(report["errors"]["test_seg_mars"]) == {"IoU", "FP_ratio", "FN_ratio"}
     assert len(list((work / "seeds_fused").glob("*.npz"))) == 24
     assert len(list((work / "pseudo_labels").glob("*.png"))) == 24
     markdown = (work / "report.md").read_text()

@@ -18,7 +18,9 @@ crop_size = 224
 neighbours = "work_dirs/voc_knn.json"
 model = dict(
     type="STEGO",
-    backbone=dict(type="DinoViT", arch="vit_base_patch8_224", weights="checkpoints/dino_vitbase8_pretrain.pth"),
+    backbone=dict(
+        type="DinoViT", arch="vit_base_patch8_224", weights="checkpoints/dino_vitbase8_pretrain.pth"
+    ),
     dim=70,
     points=11,
     dropout=0.1,
@@ -38,8 +40,12 @@ train_dataloader = dict(
         type="NeighbourPairs",
         neighbours=neighbours,
         k=7,
-        dataset=dict(type="ImageLabelDataset", data_root="data/VOCdevkit/VOC2012", split="train_aug",
-                     pipeline=train_pipeline),  # fmt: skip
+        dataset=dict(
+            type="ImageLabelDataset",
+            data_root="data/VOCdevkit/VOC2012",
+            split="train_aug",
+            pipeline=train_pipeline,
+        ),  # fmt: skip
     ),
 )
 optim_wrapper = dict(type="OptimWrapper", optimizer=dict(type="Adam", lr=5e-4))

@@ -203,7 +203,8 @@ class ExtractFeatures(Stage):
     """Unsupervised dense features of a split (``tools/extract_features.py``), one ``<id>.npz`` per image.
 
     Options: ``model`` (a Train stage of a feature model), or ``config`` alone for a frozen backbone
-    with local weights; ``split`` (default train), ``scales``, ``flip`` (default True).
+    with local weights; ``split`` (default train), ``scales``, ``flip`` (default True), ``base_size``
+    (scales apply to images brought to this shorter side: the model's training size).
     """
 
     kind = "extract_features"
@@ -211,7 +212,7 @@ class ExtractFeatures(Stage):
 
     @classmethod
     def option_names(cls) -> set[str]:
-        return {"model", "config", "split", "scales", "flip"}
+        return {"model", "config", "split", "scales", "flip", "base_size"}
 
     def reads(self) -> list[str]:
         return [self.ref("model").name] if self.options.get("model") else []
@@ -242,6 +243,8 @@ class ExtractFeatures(Stage):
             args += ["--scales", *o["scales"]]
         if o.get("flip", True):
             args.append("--flip")
+        if o.get("base_size"):
+            args += ["--base-size", o["base_size"]]
         model_options = self.ref("model").model_options if o.get("model") else {}
         return tool("extract_features", *args, *cfg_options(model_options))
 
