@@ -23,6 +23,7 @@ when they were all 0), pinning only when one value is left.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ from wsss.synth.prompts.stats import normalise
 SKIP_WORDS = frozenset({"", "unknown", "skip", "?", "don't know", "dont know"})
 ABSENT = "absent"
 SUM_TOLERANCE = 1e-6
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)%?")
 
 
 class AnswerWarning(UserWarning):
@@ -66,13 +68,15 @@ def _mixture(weights: Mapping[str, float], where: str) -> dict[str, float]:
     if total <= 0:
         raise ValueError(f"{where}: the weights sum to 0; give at least one positive weight")
     if abs(total - 1.0) > SUM_TOLERANCE:
-        warnings.warn(f"{where}: weights sum to {total:g}, not 1; normalised to {total:g} = 1",
+        warnings.warn(f"{where}: weights sum to {total:g}, not 1; divided by {total:g}",
                       AnswerWarning, stacklevel=3)  # fmt: skip
     return normalise(weights)
 
 
 def parse_answer(answer: Any, candidates: Sequence[str], where: str) -> dict[str, float] | str | None:
     """A distribution over (some of) ``candidates``, :data:`ABSENT`, or None (unknown); see the grammar."""
+    if answer is None:  # an empty YAML value
+        return None
     if isinstance(answer, Mapping):
         weights: dict[str, float] = {}
         for value, weight in answer.items():
@@ -95,7 +99,7 @@ def parse_answer(answer: Any, candidates: Sequence[str], where: str) -> dict[str
     for item in items:
         head, _, tail = item.rpartition(" ")
         weight = None
-        if head and (tail.replace(".", "", 1).replace("%", "", 1).isdigit()):
+        if head and _NUMBER.fullmatch(tail):
             item, weight = head.strip(), _number(tail, where)
         parsed.append((_check_value(item, candidates, where), weight))
     with_weight = [w is not None for _, w in parsed]

@@ -11,11 +11,11 @@ smoothing of :mod:`wsss.synth.prompts.stats` (``alpha`` for candidates, add-one 
   Dirichlet(alpha) smoothed frequencies of the words read with the class's mentions; importance
   ``(s + 1) / (m + 2)`` where ``s`` of the class's ``m`` mentions state the attribute (how often
   people bother to say it; 1/2 with no text). Count is stated by every caption naming the class.
-- **relations** of a class c: ``context`` over the lexicon's contexts + ``none``, ``with`` over the
-  other classes + ``none``. Each captioned image holding c adds weight 1, split evenly over its
-  contexts (other classes), or to ``none`` when it has none; probabilities are Dirichlet(alpha)
-  smoothed. Importance ``max_k |npmi(c, k)|`` over the candidates (image co-occurrence), 1/2 when no
-  captioned image holds c. Prepositions are the most frequent ones read between c and the context,
+- **relations** of a class c: ``context`` over the lexicon's contexts + ``none`` (from the M
+  captioned images), ``with`` over the other classes + ``none`` (from all N images: labels suffice).
+  Each image holding c adds weight 1, split evenly over its contexts (other classes), or to ``none``
+  when it has none; probabilities are Dirichlet(alpha) smoothed. Importance ``max_k |npmi(c, k)|``
+  over the candidates (image co-occurrence, rounded to 6 decimals), 1/2 when no image holds c. Prepositions are the most frequent ones read between c and the context,
   else the lexicon's.
 - ``meta['context_marginal']``: the same ``context`` distribution over *all* captioned images, the
   class-free P(context) that counter-bias sampling uses.
@@ -66,36 +66,35 @@ def build_graph(images: Sequence[ImageFacts], class_names: Sequence[str], lexico
     m_class = Counter(c for i in captioned for c in present[i])
     m_context = Counter(k for i in captioned for k in seen_contexts[i])
     together = Counter((c, k) for i in captioned for c in present[i] for k in seen_contexts[i])
-    pairs = Counter((a, b) for i in captioned for a in present[i] for b in present[i] if a != b)
-
-    def npmi_of(a: str, b: str, joint: Counter, count_b: Counter) -> float:
-        return pmi(joint[(a, b)], m_class[a], count_b[b], m)[1]
-
-    context_npmi = {(c, k): npmi_of(c, k, together, m_context) for c in classes for k in contexts}
+    pairs = Counter((a, b) for row in present for a in row for b in row if a != b)
+    context_npmi = {
+        (c, k): pmi(together[(c, k)], m_class[c], m_context[k], m)[1] for c in classes for k in contexts
+    }
     entities: dict[str, Entity] = {}
     relations: dict[tuple[str, str], Relation] = {}
     for c in classes:
         entities[c] = Entity(c, "class", 1.0, (n_class[c] + 1.0) / (n + 2.0), class_phrase(c, lexicon),
                              attributes=_attributes(c, images, lexicon, alpha))  # fmt: skip
         where, beside, words = Counter(), Counter(), {k: Counter() for k in contexts}
+        for row in present:
+            if c in row:
+                _split(beside, row - {c})
         for i in captioned:
             if c in present[i]:
                 _split(where, seen_contexts[i])
-                _split(beside, present[i] - {c})
                 for caption in images[i].captions:
                     for (subject, k), word in caption.prepositions.items():
                         if subject == c:
                             words[k][word] += 1
-        unknown = m_class[c] == 0
         npmi_k = {k: round(context_npmi[(c, k)], 6) for k in contexts}
-        npmi_o = {o: round(npmi_of(c, o, pairs, m_class), 6) for o in classes if o != c}
+        npmi_o = {o: round(pmi(pairs[(c, o)], n_class[c], n_class[o], n)[1], 6) for o in classes if o != c}
         relations[(c, "context")] = Relation(
-            c, "context", UNKNOWN_IMPORTANCE if unknown else max(map(abs, npmi_k.values()), default=0.0),
+            c, "context", UNKNOWN_IMPORTANCE if m_class[c] == 0 else max(map(abs, npmi_k.values()), default=0.0),
             smoothed(where, [*contexts, NONE], alpha), npmi_k,
             {k: (words[k].most_common(1)[0][0] if words[k] else lexicon.contexts[k].preposition) for k in contexts},
         )  # fmt: skip
         relations[(c, "with")] = Relation(
-            c, "with", UNKNOWN_IMPORTANCE if unknown else max(map(abs, npmi_o.values()), default=0.0),
+            c, "with", UNKNOWN_IMPORTANCE if n_class[c] == 0 else max(map(abs, npmi_o.values()), default=0.0),
             smoothed(beside, [*(o for o in classes if o != c), NONE], alpha), npmi_o,
         )  # fmt: skip
     for k in contexts:

@@ -110,7 +110,7 @@ DEFAULT_LEXICON: dict[str, Any] = {
             "scene": "an empty road",
         },
         "indoor": {
-            "words": ["room", "kitchen", "indoors", "indoor", "living room", "bedroom", "office"],
+            "words": ["room", "kitchen", "indoors", "indoor", "living room", "bedroom", "bathroom", "office"],
             "phrase": "a room",
             "preposition": "in",
             "scene": "an empty room",

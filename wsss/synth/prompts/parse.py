@@ -8,7 +8,8 @@ words there are that mention's attributes, and a number word (``two``), an artic
 plural noun without a number (many) gives its count. A caption's count of a class is the sum over
 its mentions (``a boat beside a boat`` is two). A context's preposition is the word before it
 (skipping an article), kept when it is one of the lexicon's prepositions, and belongs to the
-nearest class mentioned before the context.
+nearest class mentioned before the context. Adjacent names of one class (``jet airplane``) are one
+mention.
 """
 
 from __future__ import annotations
@@ -91,15 +92,18 @@ class CaptionReader:
         facts = CaptionFacts()
         matches = self._matches(toks)
         taken = {k for start, end, *_ in matches for k in range(start, end)}
-        last_class = None
-        for start, _end, kind, name, is_plural in matches:
+        last_class, last_end = None, -1
+        for start, end, kind, name, is_plural in matches:
             if kind == "context":
                 facts.contexts[name] += 1
                 word = self._preposition(toks, start)
                 if last_class is not None and word is not None:
                     facts.prepositions.setdefault((last_class, name), word)
                 continue
-            last_class = name
+            if name == last_class and start == last_end:  # a compound such as "jet airplane": one mention
+                last_end = end
+                continue
+            last_class, last_end = name, end
             entry = facts.classes.setdefault(name, ClassFacts())
             entry.mentions += 1
             number = None
