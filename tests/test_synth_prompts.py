@@ -298,6 +298,9 @@ def test_tool_errors_are_one_line(tiny_captions, tmp_path, tool_error):
                r"bad\.json: unknown entity 'boaat'; known: boat, train, water")  # fmt: skip
     tool_error(main(["--captions", str(tmp_path / "missing.json"), "--out", out]), "captions file not found")
     tool_error(main(["--captions", str(tiny_captions)]), "nothing to write")
+    tool_error(main(["--captions", str(tiny_captions), "--self-play", "--out", out]), "only prints its table")
+    tool_error(main(["--captions", str(tiny_captions), "--balance-contexts", "--balance-strength", "2", "--out", out]),
+               r"balance strength must lie in \[0, 1\], got 2")  # fmt: skip
     assert not Path(out).exists()
 
 
@@ -351,3 +354,20 @@ def test_self_play_nll_decreases_with_answers_and_beats_random(tmp_path):
         assert np.all(np.diff(curve) <= 1e-9) and curve[-1] < curve[0]
     assert result["entropy"][3] < result["random"][3]
     assert result["entropy"][0] == pytest.approx(result["random"][0])
+
+
+def test_lexicon_file_extends_the_defaults(tiny_captions, tmp_path, tool_error):
+    from wsss.synth.prompts.lexicon import load_lexicon
+
+    spec = tmp_path / "lexicon.yaml"
+    spec.write_text(
+        "contexts:\n  ice:\n    words: [ice, glacier]\n    preposition: on\ncolours: [teal]\n",
+        encoding="utf-8",
+    )
+    lexicon = load_lexicon(spec)
+    assert "ice" in lexicon.contexts and "water" in lexicon.contexts and lexicon.colours[-1] == "teal"
+    facts = CaptionReader(["boat"], lexicon).read("a teal boat on a glacier")
+    assert facts.classes["boat"].colours == ["teal"] and facts.prepositions == {("boat", "ice"): "on"}
+    spec.write_text("shapes: [round]\n", encoding="utf-8")
+    tool_error(main(["--captions", str(tiny_captions), "--lexicon", str(spec), "--out", str(tmp_path / "p.jsonl")]),
+               r"lexicon\.yaml: lexicon: unknown key 'shapes'")  # fmt: skip

@@ -147,6 +147,8 @@ def plan(args: argparse.Namespace) -> int:
         raise UserError(
             "nothing to write: give --out FILE.jsonl (and/or --graph-out, --draw), or --self-play"
         )
+    if args.self_play and (args.out or args.answers or args.interactive):
+        raise UserError("--self-play only prints its table; drop --out, --answers and --interactive")
     lexicon = load_lexicon(args.lexicon)
     if args.graph is not None:
         if args.self_play:
