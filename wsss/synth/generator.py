@@ -20,8 +20,6 @@ class TextToImageGenerator(Protocol):
     resolution: int  # side of the square images it makes, in pixels
     default_steps: int  # the number of steps it is meant to be sampled with (1 for one-step models)
 
-    def sample(
-        self, prompts: Sequence[str], seeds: Sequence[int], steps: int, guidance: float
-    ) -> np.ndarray:
+    def sample(self, prompts: Sequence[str], seeds: Sequence[int], steps: int, guidance: float) -> np.ndarray:
         """``(N, H, W, 3)`` uint8 RGB images, one per prompt, each from its own seed."""
         ...
