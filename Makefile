@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,crf]"
+	$(PY) -m pip install --quiet -e ".[dev,crf,synth]"
 	touch $@
 
 demo: install

@@ -86,6 +86,17 @@ def write_json_atomic(path: str | os.PathLike, data: Any, indent: int | None = 2
     write_text_atomic(path, json.dumps(data, indent=indent, allow_nan=False) + "\n")
 
 
+def save_jpeg_atomic(
+    path: str | os.PathLike, image: np.ndarray | Image.Image, quality: int = 95, comment: str | None = None
+) -> None:
+    """Write an RGB image to a JPEG atomically, without chroma subsampling; ``comment`` goes into its COM segment."""
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.asarray(image))
+    extra = {} if comment is None else {"comment": comment.encode("utf-8")}
+    with atomic_write(path) as tmp:
+        image.save(tmp, format="JPEG", quality=quality, subsampling=0, **extra)
+
+
 def save_png_atomic(path: str | os.PathLike, image: np.ndarray | Image.Image) -> None:
     """Write an RGB (or greyscale) image, as an array or a PIL image, to a PNG atomically."""
     if not isinstance(image, Image.Image):

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from wsss.data.captions import compose_captions, write_captions
 from wsss.data.classes import write_class_names
 from wsss.data.label_io import IGNORE_INDEX, write_label_png
-from wsss.fileio import atomic_write, write_text_atomic
+from wsss.fileio import atomic_write, save_jpeg_atomic, write_text_atomic
 from wsss.parallel import worker_init
 
 SHAPES_CLASSES: tuple[str, ...] = ("background", "boat", "train", "aeroplane", "bird", "bottle", "person")
@@ -408,7 +408,9 @@ def _add_distractors(rng: np.random.Generator, image: np.ndarray, count: int) ->
     for _ in range(int(rng.integers(0, count + 1))):
         centre = rng.uniform(0.1, 0.9, size=2) * size
         radius = rng.uniform(0.06, 0.16) * size
-        polygon = _ellipse(centre[0], centre[1], radius, radius * rng.uniform(0.5, 1.0), rng.uniform(0, 180), n=9)
+        polygon = _ellipse(
+            centre[0], centre[1], radius, radius * rng.uniform(0.5, 1.0), rng.uniform(0, 180), n=9
+        )
         polygon += rng.normal(0.0, radius * 0.2, polygon.shape)
         mask = np.zeros((size, size), np.uint8)
         cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
@@ -468,7 +470,9 @@ def _paint_object(
     main, secondary, detail = _object_colours(rng, style)
     if contrast != 1.0:
         under = image[roles > 0].mean(axis=0)
-        main, secondary, detail = (under + contrast * (colour - under) for colour in (main, secondary, detail))
+        main, secondary, detail = (
+            under + contrast * (colour - under) for colour in (main, secondary, detail)
+        )
     ys, xs = np.nonzero(roles == _ROLE_BODY)
     local = (np.stack([xs, ys], axis=1) - offset) @ np.linalg.inv(matrix).T
     weights = _texture_weights(style.texture, rng, local[:, 0], local[:, 1], pixels_per_unit)[:, None]
@@ -613,12 +617,9 @@ def sample_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, SPLITS.index(split), index])
 
 
-def _write_jpeg(path: Path, image: np.ndarray) -> None:
-    with atomic_write(path) as tmp:
-        Image.fromarray(image).save(tmp, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
-
-
-def _make_one(task: tuple[str, str, int, int, int, str, bool]) -> tuple[str, list[int], list[str], bool, list[str]]:
+def _make_one(
+    task: tuple[str, str, int, int, int, str, bool],
+) -> tuple[str, list[int], list[str], bool, list[str]]:
     """Render one sample and write its files unless all exist already (they would be identical)."""
     out_dir, split, index, size, seed, difficulty, overwrite = task
     root = Path(out_dir)
@@ -628,7 +629,7 @@ def _make_one(task: tuple[str, str, int, int, int, str, bool]) -> tuple[str, lis
              root / CONTEXT_DIR / f"{image_id}.png"]  # fmt: skip
     written = overwrite or not all(path.is_file() for path in paths)
     if written:
-        _write_jpeg(paths[0], image)
+        save_jpeg_atomic(paths[0], image, JPEG_QUALITY)
         write_label_png(paths[1], label)
         write_context_png(paths[2], info["context_masks"], label.shape)
     # Captions come from a generator of their own, so they never change what the image draws.
@@ -789,8 +790,12 @@ def make_shapes_dataset(
         "image_contexts": image_contexts,
     }
     write_class_names(root / "class_names.txt", SHAPES_CLASSES)
-    contexts = [{"value": v, "name": s.name, "class": s.class_name} for v, s in enumerate(SHAPES_CONTEXTS, start=1)]
-    write_text_atomic(root / CONTEXT_DIR / "contexts.json", json.dumps({"contexts": contexts}, indent=1) + "\n")
+    contexts = [
+        {"value": v, "name": s.name, "class": s.class_name} for v, s in enumerate(SHAPES_CONTEXTS, start=1)
+    ]
+    write_text_atomic(
+        root / CONTEXT_DIR / "contexts.json", json.dumps({"contexts": contexts}, indent=1) + "\n"
+    )
     write_captions(root / CAPTIONS_FILE, {image_id: captions for image_id, *_, captions in records})
     write_text_atomic(root / CLS_LABELS_FILE, json.dumps(image_classes) + "\n")
     write_text_atomic(root / BIAS_FILE, json.dumps(bias, indent=1) + "\n")

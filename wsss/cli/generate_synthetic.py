@@ -1,0 +1,185 @@
+"""Generate synthetic training images from prompts with a one-step generator, as a VOC-layout dataset."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+
+from wsss.cli.common import (
+    UserError,
+    add_device,
+    add_launcher,
+    add_progress,
+    check_device,
+    check_output_dir,
+    check_positive,
+    make_parser,
+    run,
+)  # fmt: skip
+from wsss.data.classes import read_class_names
+from wsss.engine.launch import device_for
+from wsss.manifest import check_folder_settings
+from wsss.synth.dataset import generate_images, plan_images, write_index
+from wsss.synth.generator import TextToImageGenerator
+from wsss.synth.prompt_file import prompt_labels, read_prompts
+from wsss.synth.released.families import FAMILIES
+from wsss.synth.released.loader import DTYPES
+
+DESCRIPTION = """\
+Make one image per prompt with a released generator (--generator FOLDER: a local diffusers folder of
+InstaFlow, SD-Turbo, SDXL-Turbo, DMD2 or an LCM-style model such as SLAM; never downloaded) or one
+trained here (--config CFG --checkpoint CKPT), and write OUT in VOC layout: JPEGImages/synth_<i>.jpg,
+ImageSets/Segmentation/train.txt, manifest.json (per image: prompt, seed, generator, steps, guidance)
+and, with --classes, class_names.txt and cls_labels.json (the classes each prompt names), so the
+data stage reads OUT like any dataset.
+
+--prompts: one prompt per line, or JSONL ({"prompt": ..., "classes": [names], "seed": n}); image i
+gets seed --seed + i unless its line gives one, so the same seed gives the same image in any batch.
+Resumable: finished images are skipped (each records its prompt and seed), a folder made with
+another generator, steps or guidance is refused. Under torchrun rank r makes images r, r+W, ...
+
+  python tools/generate_synthetic.py --generator checkpoints/sd-turbo --prompts prompts.txt \\
+      --classes data/VOCdevkit/VOC2012/class_names.txt --out data/synth_voc --batch-size 8
+  python -m torch.distributed.run --nproc_per_node 4 tools/generate_synthetic.py --generator \\
+      checkpoints/sdxl-base --unet-weights dmd2_sdxl_1step_unet.bin --prompts p.jsonl --out data/s --launcher pytorch
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = make_parser(DESCRIPTION)
+    parser.add_argument(
+        "--generator", type=Path, metavar="FOLDER", help="local folder of a released diffusers pipeline"
+    )
+    parser.add_argument(
+        "--family", choices=list(FAMILIES), help="its family (default: detected from model_index.json)"
+    )
+    parser.add_argument("--unet-weights", type=Path, metavar="FILE",
+                        help="DMD2: its UNet weights file, loaded into the base pipeline of --generator")  # fmt: skip
+    parser.add_argument("--dtype", choices=list(DTYPES),
+                        help="released models: precision (default float16 on CUDA, float32 on CPU)")  # fmt: skip
+    parser.add_argument("--config", help="config of a generator trained here (with --checkpoint)")
+    parser.add_argument("--checkpoint", help="its trained weights (with --config)")
+    parser.add_argument(
+        "--prompts", required=True, type=Path, metavar="FILE", help="prompt file (text or JSONL)"
+    )
+    parser.add_argument("--classes", type=Path, metavar="FILE",
+                        help="class_names.txt (background first): every prompt must name one; writes cls_labels.json")  # fmt: skip
+    parser.add_argument(
+        "--steps", type=int, help="sampling steps (default: the generator's, 1 for one-step models)"
+    )
+    parser.add_argument("--guidance", type=float,
+                        help="classifier-free guidance scale (default: the generator's, else 0 = none)")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=4, help="images per generator call (default 4)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed: image i gets seed+i (default 0)")
+    parser.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="output folder (created if missing)"
+    )
+    add_launcher(parser)
+    add_device(parser)
+    add_progress(parser)
+    return parser
+
+
+def _quiet_diffusers() -> None:
+    """No per-component loading bars or advice from diffusers/transformers: the tool shows one bar of its own."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for library in (diffusers_logging, transformers_logging):
+        library.set_verbosity_error()
+        library.disable_progress_bar()
+
+
+def load_generator(args: argparse.Namespace, device: Any) -> tuple[TextToImageGenerator, str]:
+    """The generator the flags name, and the source the manifest records (folder or checkpoint, resolved)."""
+    if args.generator is not None:
+        from wsss.synth.released.loader import import_diffusers, load_released
+
+        try:
+            import_diffusers()
+        except ImportError as err:
+            raise UserError(f"--generator: {err}") from None
+        _quiet_diffusers()
+        generator = load_released(args.generator, args.family, device, args.dtype, args.unet_weights)
+        source = str(args.generator.resolve())
+        return generator, source if args.unet_weights is None else f"{source} + {args.unet_weights.resolve()}"
+    try:
+        from wsss.synth.flow import load_flow_generator
+    except ImportError as err:
+        if err.name != "wsss.synth.flow":
+            raise
+        raise UserError("--config/--checkpoint: this installation has no wsss.synth.flow.load_flow_generator "
+                        "(generators trained here); use --generator FOLDER") from None  # fmt: skip
+    return load_flow_generator(args.config, args.checkpoint, device), str(Path(args.checkpoint).resolve())
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    released, own = args.generator is not None, args.config is not None or args.checkpoint is not None
+    if released == own:
+        raise UserError("give either --generator FOLDER (a released model) or --config CFG --checkpoint CKPT")
+    if own and (args.config is None or args.checkpoint is None):
+        raise UserError("--config and --checkpoint go together; give both")
+    if own and (args.family or args.unet_weights or args.dtype):
+        raise UserError(
+            "--family, --unet-weights and --dtype are for --generator; leave them out with --config"
+        )
+    if args.steps is not None:
+        check_positive(args.steps, "--steps")
+    check_positive(args.batch_size, "--batch-size")
+    check_positive(args.seed, "--seed", 0)
+    check_device(args.device)
+
+
+def generate(args: argparse.Namespace) -> int:
+    check_flags(args)
+    entries = read_prompts(args.prompts)
+    class_names = read_class_names(args.classes) if args.classes is not None else None
+    if class_names is None and any(entry.classes is not None for entry in entries):
+        line = next(entry.line for entry in entries if entry.classes is not None)
+        raise UserError(
+            f"{args.prompts}:{line}: gives classes but there is no --classes file to index them; pass --classes"
+        )
+    labels = prompt_labels(entries, class_names, args.prompts) if class_names is not None else None
+    plan = plan_images(entries, args.seed, labels)
+    check_output_dir(args.out, "--out")
+    device = device_for(args.device, args.launcher)
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    try:
+        generator, source = load_generator(args, device)
+        steps = generator.default_steps if args.steps is None else args.steps
+        guidance = float(
+            getattr(generator, "default_guidance", 0.0) if args.guidance is None else args.guidance
+        )
+        settings = {"generator": generator.name, "source": source, "steps": steps, "guidance": guidance,
+                    "resolution": generator.resolution}  # fmt: skip
+        check_folder_settings(args.out, settings)
+        if rank == 0:
+            write_index(args.out, plan, settings, steps, guidance, class_names)
+        started = time.perf_counter()
+        written, existing = generate_images(generator, plan, args.out, steps, guidance, args.batch_size, rank,
+                                            world_size, progress=rank == 0 and not args.no_progress)  # fmt: skip
+        seconds = time.perf_counter() - started
+        if dist.is_initialized():
+            dist.barrier()
+        if rank == 0:
+            finished = write_index(args.out, plan, settings, steps, guidance, class_names)
+            print(f"{finished} of {len(plan)} images in {args.out} ({generator.name}, {steps} steps, guidance {guidance:g}): "
+                  f"rank 0 wrote {written} ({existing} already there) at {written / max(seconds, 1e-9):.2f} images/s")  # fmt: skip
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(generate, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
