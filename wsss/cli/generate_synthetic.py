@@ -154,7 +154,7 @@ def generate(args: argparse.Namespace) -> int:
         generator, source = load_generator(args, device)
         steps = generator.default_steps if args.steps is None else args.steps
         guidance = float(
-            getattr(generator, "default_guidance", 0.0) if args.guidance is None else args.guidance
+            generator.default_guidance if args.guidance is None else args.guidance
         )
         settings = {"generator": generator.name, "source": source, "steps": steps, "guidance": guidance,
                     "resolution": generator.resolution}  # fmt: skip

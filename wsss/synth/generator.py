@@ -19,6 +19,7 @@ class TextToImageGenerator(Protocol):
     name: str  # what the manifest records, e.g. "instaflow" or "rf2-distilled"
     resolution: int  # side of the square images it makes, in pixels
     default_steps: int  # the number of steps it is meant to be sampled with (1 for one-step models)
+    default_guidance: float  # the classifier-free guidance it is meant to run with (0 or 1: none)
 
     def sample(self, prompts: Sequence[str], seeds: Sequence[int], steps: int, guidance: float) -> np.ndarray:
         """``(N, H, W, 3)`` uint8 RGB images, one per prompt, each from its own seed."""
