@@ -11,13 +11,25 @@ from mmengine.registry import Registry
 RUNNERS = Registry("runner", parent=mm.RUNNERS, scope="wsss")
 RUNNER_CONSTRUCTORS = Registry("runner constructor", parent=mm.RUNNER_CONSTRUCTORS, scope="wsss")
 LOOPS = Registry("loop", parent=mm.LOOPS, scope="wsss")
-HOOKS = Registry("hook", parent=mm.HOOKS, scope="wsss", locations=["wsss.nn.ema", "wsss.data.dataset"])
+HOOKS = Registry(
+    "hook",
+    parent=mm.HOOKS,
+    scope="wsss",
+    locations=["wsss.nn.ema", "wsss.data.dataset", "wsss.synth.flow.model"],
+)
 LOG_PROCESSORS = Registry("log processor", parent=mm.LOG_PROCESSORS, scope="wsss")
 DATASETS = Registry(
     "dataset",
     parent=mm.DATASETS,
     scope="wsss",
-    locations=["wsss.data.dataset", "wsss.data.cub", "wsss.data.mixed", "wsss.features.knn"],
+    locations=[
+        "wsss.data.dataset",
+        "wsss.data.cub",
+        "wsss.data.mixed",
+        "wsss.data.captioned",
+        "wsss.features.knn",
+        "wsss.synth.flow.pairs",
+    ],
 )
 DATA_SAMPLERS = Registry("data sampler", parent=mm.DATA_SAMPLERS, scope="wsss", locations=["wsss.data.mixed"])
 TRANSFORMS = Registry("transform", parent=mm.TRANSFORMS, scope="wsss", locations=["wsss.data.transforms"])
@@ -36,6 +48,7 @@ MODELS = Registry(
         "wsss.features.scratch",
         "wsss.features.vit",
         "wsss.features.stego",
+        "wsss.synth.flow.model",
     ],
 )
 MODEL_WRAPPERS = Registry("model wrapper", parent=mm.MODEL_WRAPPERS, scope="wsss")

@@ -153,9 +153,7 @@ def generate(args: argparse.Namespace) -> int:
     try:
         generator, source = load_generator(args, device)
         steps = generator.default_steps if args.steps is None else args.steps
-        guidance = float(
-            generator.default_guidance if args.guidance is None else args.guidance
-        )
+        guidance = float(generator.default_guidance if args.guidance is None else args.guidance)
         settings = {"generator": generator.name, "source": source, "steps": steps, "guidance": guidance,
                     "resolution": generator.resolution}  # fmt: skip
         check_folder_settings(args.out, settings)

@@ -1,0 +1,169 @@
+"""The rectified-flow model as an mmengine model: text encoder + UNet, the flow loss, and its vocabulary hook.
+
+Convention (METHODS.md section 3): noise at t = 0, data at t = 1. ``x_t = t * x1 + (1 - t) * x0`` with
+``x0 ~ N(0, I)`` and ``x1`` an image scaled to [-1, 1]; the network predicts the velocity and the loss
+is ``mean || v(x_t, t | c) - (x1 - x0) ||^2``. Sampling integrates ``dx/dt = v`` from 0 to 1.
+
+One class serves every stage, by config:
+
+* 1-RF: images with captions, ``x0`` drawn fresh each step, ``t ~ U(0, 1)``, captions dropped to the
+  empty prompt with probability ``cond_dropout`` (for classifier-free guidance);
+* reflow (2-RF): the same loss on fixed (noise, ODE sample, caption) pairs: a pair sample carries
+  ``noise`` and its input is the teacher's float sample;
+* one-step distillation: the pairs with ``time_sampling='zero'``: at t = 0 the loss is exactly
+  ``|| x0 + v(x0, 0 | c) - ODE[v_k](x0 | c) ||^2``, the L2 distillation loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from mmengine.hooks import Hook
+from mmengine.model import BaseDataPreprocessor, BaseModel, is_model_wrapper
+from torch import Tensor
+
+from wsss.registry import HOOKS, MODELS
+from wsss.synth.flow.text_encoder import TextContext, TextEncoder
+from wsss.synth.flow.unet import FlowUNet
+from wsss.synth.flow.vocabulary import Vocabulary
+
+TIME_SAMPLINGS = ("uniform", "zero")
+
+
+def flow_loss(velocity: Tensor, x0: Tensor, x1: Tensor) -> Tensor:
+    """``mean || v - (x1 - x0) ||^2`` over every element: the rectified-flow regression loss."""
+    return F.mse_loss(velocity, x1 - x0)
+
+
+def interpolate(x0: Tensor, x1: Tensor, t: Tensor) -> Tensor:
+    """``x_t = t * x1 + (1 - t) * x0`` with one ``t`` per image."""
+    t = t.view(-1, *([1] * (x0.dim() - 1)))
+    return t * x1 + (1.0 - t) * x0
+
+
+@MODELS.register_module()
+class FlowDataPreprocessor(BaseDataPreprocessor):
+    """uint8 images (0-255) to [-1, 1]; float inputs (a teacher's samples, already in that space) unchanged."""
+
+    def forward(self, data: dict, training: bool = False) -> dict[str, Any]:
+        data = self.cast_data(data)
+        inputs = data["inputs"]
+        if not isinstance(inputs, Tensor):
+            raise ValueError(
+                "the flow model needs equal-size images; add ResizeShorter and PadCrop to the pipeline"
+            )
+        inputs = inputs.float() / 127.5 - 1.0 if inputs.dtype == torch.uint8 else inputs.float()
+        return {"inputs": inputs, "data_samples": data["data_samples"]}
+
+
+@MODELS.register_module()
+class RectifiedFlow(BaseModel):
+    """Text-conditioned velocity model ``v(x_t, t | prompt)`` on ``image_size`` px RGB images.
+
+    ``text_encoder`` / ``unet``: keyword arguments of :class:`TextEncoder` / :class:`FlowUNet`.
+    ``cond_dropout``: share of training captions replaced by the empty prompt. ``time_sampling``:
+    ``'uniform'`` (t ~ U(0, 1)) or ``'zero'`` (one-step distillation). ``name``, ``default_steps`` and
+    ``default_guidance`` describe how the trained model is meant to be sampled (see
+    :class:`~wsss.synth.flow.generator.FlowGenerator`).
+    """
+
+    def __init__(self, image_size: int = 32, text_encoder: dict | None = None, unet: dict | None = None,
+                 cond_dropout: float = 0.1, time_sampling: str = "uniform", name: str = "rf1",
+                 default_steps: int = 20, default_guidance: float = 1.0,
+                 data_preprocessor: dict | None = None, init_cfg: dict | None = None):  # fmt: skip
+        super().__init__(data_preprocessor=data_preprocessor or FlowDataPreprocessor(), init_cfg=init_cfg)
+        if time_sampling not in TIME_SAMPLINGS:
+            raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}, got {time_sampling!r}")
+        if not 0.0 <= cond_dropout < 1.0:
+            raise ValueError(f"cond_dropout must lie in [0, 1), got {cond_dropout}")
+        self.image_size, self.cond_dropout, self.time_sampling = image_size, cond_dropout, time_sampling
+        self.name, self.default_steps, self.default_guidance = name, default_steps, default_guidance
+        self.text_encoder = TextEncoder(**(text_encoder or {}))
+        self.unet = FlowUNet(context_dim=self.text_encoder.dim, **(unet or {}))
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self.text_encoder.vocabulary
+
+    def encode(self, prompts: Sequence[str]) -> TextContext:
+        """The text context of ``prompts`` (ValueError for unknown words or a prompt without a class)."""
+        return self.text_encoder(prompts)
+
+    def velocity(self, x: Tensor, t: Tensor, text: TextContext) -> Tensor:
+        """``v(x_t, t | text)``; ``t`` is one time per image (or a scalar for all)."""
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[0])
+        return self.unet(x, t, text)
+
+    def forward(self, inputs: Tensor, data_samples: Sequence[dict] | None = None, mode: str = "loss") -> Any:
+        if mode == "loss":
+            return self.loss(inputs, data_samples)
+        if mode == "predict":
+            return self.predict(inputs, data_samples)
+        raise ValueError(f"a flow model runs in mode 'loss' or 'predict' (sample images), not {mode!r}")
+
+    def loss(self, inputs: Tensor, data_samples: Sequence[dict]) -> dict[str, Tensor]:
+        """The flow loss of a batch: ``inputs`` are x1; a sample's ``noise`` (reflow pairs) fixes its x0."""
+        x1 = inputs
+        if "noise" in data_samples[0]:
+            x0 = torch.stack([sample["noise"] for sample in data_samples]).to(x1)
+        else:
+            x0 = torch.randn_like(x1)
+        captions = [sample["caption"] for sample in data_samples]
+        if self.cond_dropout > 0:
+            drop = torch.rand(len(captions)).tolist()
+            captions = ["" if r < self.cond_dropout else text for r, text in zip(drop, captions)]
+        if self.time_sampling == "zero":
+            t = torch.zeros(x1.shape[0], device=x1.device)
+        else:
+            t = torch.rand(x1.shape[0], device=x1.device)
+        velocity = self.velocity(interpolate(x0, x1, t), t, self.encode(captions))
+        return {"loss_flow": flow_loss(velocity, x0, x1)}
+
+    @torch.no_grad()
+    def predict(self, inputs: Tensor, data_samples: Sequence[dict]) -> list[dict]:
+        """The samples with ``pred_image`` (uint8 (3, H, W)): their caption sampled from seed = position."""
+        from wsss.synth.flow.generator import FlowGenerator
+
+        generator = FlowGenerator(self)
+        prompts = [sample["caption"] for sample in data_samples]
+        images = generator.sample(
+            prompts, list(range(len(prompts))), self.default_steps, self.default_guidance
+        )
+        return [{**sample, "pred_image": torch.from_numpy(image.transpose(2, 0, 1))}
+                for sample, image in zip(data_samples, images)]  # fmt: skip
+
+
+@HOOKS.register_module()
+class VocabularyHook(Hook):
+    """Before training, give the model the vocabulary of its training data.
+
+    That is the dataset's ``vocabulary`` when it has one (reflow pairs keep their teacher's), else the
+    words of its captions (``all_captions()``) with its class names, background excluded.
+
+    A model that already has one (resumed, or started from a trained checkpoint: reflow and
+    distillation start from their teacher) keeps it, provided the data's is the same.
+    """
+
+    priority = "VERY_HIGH"
+
+    def before_train(self, runner: Any) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        dataset = runner.train_dataloader.dataset
+        wanted = getattr(dataset, "vocabulary", None)
+        if wanted is None:
+            wanted = Vocabulary.from_captions(dataset.all_captions(), dataset.class_names[1:])
+        try:
+            current = model.vocabulary
+        except ValueError:
+            model.text_encoder.set_vocabulary(wanted)
+            runner.logger.info(f"vocabulary: {len(wanted.words)} words, classes {', '.join(wanted.classes)}")
+            return
+        if current != wanted:
+            raise ValueError(
+                f"the starting checkpoint knows {len(current.words)} words and classes {list(current.classes)}, "
+                f"the training data {len(wanted.words)} words and {list(wanted.classes)}; start from a checkpoint "
+                "trained on this data or from scratch"
+            )
