@@ -13,6 +13,7 @@ from wsss.debias.run import load_settings
 from wsss.engine.inference import build_model
 from wsss.features.base import FeatureModel
 from wsss.pipeline.runner import PipelineRunner, make_context
+from wsss.synth.flow.model import RectifiedFlow
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 USER_CONFIGS = sorted(p for p in CONFIGS.rglob("*.py") if "_base_" not in p.parts)
@@ -65,6 +66,9 @@ def test_model_config_builds_and_runs_forward(path):
     model = build_model(cfg).eval()
     if isinstance(model, FeatureModel):
         check_feature_model_runs(model)
+        return
+    if isinstance(model, RectifiedFlow):  # trained, loaded and sampled in test_synth_flow.py
+        assert model.image_size == cfg.model.image_size
         return
     num_fg = model.num_classes - (0 if type(model).__name__ == "BASWSOL" else 1)
     images = torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8)

@@ -44,7 +44,12 @@ def test_iic_mutual_information_matches_hand_values():
 def test_scratch_net_grid_and_its_loss_falls_on_two_texture_images():
     torch.manual_seed(0)
     model = IICFeatureNet(feature_dim=8, width=4, clusters=3, overclusters=5)
-    assert model.features(torch.zeros(2, 3, 37, 50)).shape == (2, 8, math.ceil(37 / 4), math.ceil(50 / 4))
+    assert model.features(torch.zeros(2, 3, 37, 50)).shape == (
+        2,
+        4 + 8 + 8,
+        math.ceil(37 / 4),
+        math.ceil(50 / 4),
+    )
     images = torch.zeros(4, 3, 32, 32)
     images[:, 0, :, :16] = 2.0  # left half red, right half a stripe texture
     images[:, 1, ::2, 16:] = 2.0
@@ -143,14 +148,10 @@ def test_train_extract_resume_and_probe_with_the_tools(tiny_voc, tmp_path, capsy
             "--flip", "--no-progress", "--workers", "0"]  # fmt: skip
     assert extract_features.main(args) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert (manifest["feature_dim"], manifest["stride"], manifest["count"], manifest["complete"]) == (
-        8,
-        4,
-        6,
-        True,
-    )
+    assert (manifest["feature_dim"], manifest["stride"]) == (4 + 8 + 8, 4)  # the hypercolumn of width 4
+    assert (manifest["count"], manifest["complete"]) == (6, True)
     features, stride, size = read_feature_file(out / "tiny_000.npz")
-    assert features.shape == (8, 12, 12) and stride == 4 and size == (48, 48)
+    assert features.shape == (20, 12, 12) and stride == 4 and size == (48, 48)
     capsys.readouterr()
     assert extract_features.main(args) == 0 and "0 written, 6 already there" in capsys.readouterr().out
     tool_error(extract_features.main([*args[:-4], "1.0", "--no-progress"]), "records other settings")

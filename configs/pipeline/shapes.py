@@ -40,7 +40,7 @@ stages = dict(
                        description="pseudo labels: the best seeds at their threshold, dense CRF"),
     eval_pseudo=dict(type="EvalLabels", labels="pseudo_labels", context=True, description="pseudo labels against the ground truth",
                      report=dict(key="pseudo_label_miou", label="pseudo labels (train, CRF)")),
-    train_features=dict(type="Train", config=feature_config, iters=400,
+    train_features=dict(type="Train", config=feature_config, iters=300,
                         description="unsupervised dense features from scratch (IIC, images only)"),
     features=dict(type="ExtractFeatures", model="train_features", scales=(1.0, 0.5, 1.5), base_size=96,
                   description="multi-scale features of the training images"),

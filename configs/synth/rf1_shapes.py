@@ -49,9 +49,7 @@ test_cfg = None
 test_evaluator = None
 
 max_iters = 2400
-optim_wrapper = dict(
-    optimizer=dict(type="AdamW", lr=1e-3, weight_decay=0.0), clip_grad=dict(max_norm=1.0)
-)
+optim_wrapper = dict(optimizer=dict(type="AdamW", lr=1e-3, weight_decay=0.0), clip_grad=dict(max_norm=1.0))
 train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=max_iters + 1)
 default_hooks = dict(checkpoint=dict(interval=500), logger=dict(interval=50))
 custom_hooks = [dict(type="VocabularyHook")]

@@ -5,7 +5,9 @@
 _base_ = ["rf1_shapes.py"]
 
 image_size = 64
-model = dict(image_size=image_size, unet=dict(channels=(16, 32, 64, 64), attention=(False, False, True, True)))
+model = dict(
+    image_size=image_size, unet=dict(channels=(16, 32, 64, 64), attention=(False, False, True, True))
+)
 train_dataloader = dict(
     dataset=dict(
         pipeline=[

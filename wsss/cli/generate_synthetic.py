@@ -109,13 +109,8 @@ def load_generator(args: argparse.Namespace, device: Any) -> tuple[TextToImageGe
         generator = load_released(args.generator, args.family, device, args.dtype, args.unet_weights)
         source = str(args.generator.resolve())
         return generator, source if args.unet_weights is None else f"{source} + {args.unet_weights.resolve()}"
-    try:
-        from wsss.synth.flow import load_flow_generator
-    except ImportError as err:
-        if err.name != "wsss.synth.flow":
-            raise
-        raise UserError("--config/--checkpoint: this installation has no wsss.synth.flow.load_flow_generator "
-                        "(generators trained here); use --generator FOLDER") from None  # fmt: skip
+    from wsss.synth.flow.generator import load_flow_generator  # only for generators trained here
+
     return load_flow_generator(args.config, args.checkpoint, device), str(Path(args.checkpoint).resolve())
 
 

@@ -6,8 +6,12 @@ dataset and needs no pretrained backbone: two views of an image that differ in c
 (and a mirror flip, undone on the output) must give cluster assignments with maximal mutual
 information between corresponding cells, allowing a small displacement. The entropy term of the
 mutual information prevents collapse; an over-clustering head (more clusters than classes) helps
-the features split textures finer. What MARS reads is the embedding under the two heads, so the
-heads' cluster counts are only a training device.
+the features split textures finer. The heads' cluster counts are only a training device: what MARS
+reads is a hypercolumn, the first two stages' maps average-pooled onto the stride-4 grid beside the
+embedding under the heads. Measured on 500 shapes images at 96 px (val, 100 images, cells of 4 px;
+balanced accuracy of a linear probe): the embedding alone separates water from boat 0.75-0.84,
+rails from train 0.91-0.94; the hypercolumn 0.965 and 0.946 (width 16, 300 steps); the hypercolumn
+of a randomly initialised network (width 32) 0.926 and 0.912.
 
 The network is a small VGG-like CNN at stride 4: two 3x3 convolutions per stage, max-pools that
 round up (so ``h = ceil(H / 4)``), a dilated last stage for context, a 1x1 embedding of D channels.
@@ -91,7 +95,7 @@ class IICFeatureNet(FeatureModel):
         init_cfg: dict | None = None,
     ):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.feature_dim = feature_dim
+        self.feature_dim = width + 2 * width + feature_dim  # the hypercolumn
         self.displacement, self.jitter, self.noise = displacement, jitter, noise
         w = width
         self.trunk = nn.Sequential(
@@ -102,14 +106,25 @@ class IICFeatureNet(FeatureModel):
         self.embed = nn.Sequential(nn.Conv2d(4 * w, feature_dim, 1, bias=False), nn.BatchNorm2d(feature_dim))
         self.heads = nn.ModuleList(nn.Conv2d(feature_dim, k, 1) for k in (clusters, overclusters))
 
-    def features(self, inputs: Tensor) -> Tensor:
+    def embedding(self, inputs: Tensor) -> Tensor:
+        """The ``feature_dim``-channel map the IIC heads read."""
         return self.embed(self.trunk(inputs))
+
+    def features(self, inputs: Tensor) -> Tensor:
+        """The hypercolumn: stage-1 and stage-2 maps pooled onto the embedding's grid, then the embedding."""
+        first = self.trunk[:6](inputs)
+        second = self.trunk[6:13](first)
+        embedding = self.embed(self.trunk[13:](second))
+        grid = embedding.shape[-2:]
+        return torch.cat(
+            [F.adaptive_avg_pool2d(first, grid), F.adaptive_avg_pool2d(second, grid), embedding], 1
+        )
 
     def loss(self, inputs: Tensor, data_samples: Sequence[dict]) -> dict[str, Tensor]:
         """Negative mutual information of each head between the image and a flipped, jittered view."""
         inputs = require_batch(inputs)
         view = photometric_view(inputs, self.jitter, self.noise).flip(-1)
-        both = F.relu(self.features(torch.cat([inputs, view])))
+        both = F.relu(self.embedding(torch.cat([inputs, view])))
         first, second = both.chunk(2)
         second = second.flip(-1)
         losses = {}

@@ -1,0 +1,90 @@
+"""Our own rectified-flow generators: the loss and path, the Euler sampler, training, loading and sampling."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from wsss.cli import generate_synthetic, make_shapes
+from wsss.cli import train as train_tool
+from wsss.synth.flow.generator import load_flow_generator
+from wsss.synth.flow.model import flow_loss, interpolate
+from wsss.synth.flow.sampler import euler
+from wsss.synth.generator import TextToImageGenerator
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_rectified_flow_path_and_loss_match_hand_values():
+    x0, x1 = torch.zeros(2, 1, 1, 2), torch.tensor([[[[2.0, 4.0]]], [[[1.0, -1.0]]]])
+    t = torch.tensor([0.25, 1.0])
+    assert torch.allclose(interpolate(x0, x1, t), torch.tensor([[[[0.5, 1.0]]], [[[1.0, -1.0]]]]))
+    # v = x1 - x0 exactly gives 0; v = 0 gives the mean of (x1 - x0)^2 = (4 + 16 + 1 + 1) / 4.
+    assert float(flow_loss(x1 - x0, x0, x1)) == 0.0
+    assert math.isclose(float(flow_loss(torch.zeros_like(x1), x0, x1)), 22 / 4)
+
+
+def test_euler_integrates_constant_and_linear_fields_exactly():
+    x0 = torch.tensor([1.0, -2.0])
+    assert torch.allclose(euler(lambda x, t: torch.full_like(x, 3.0), x0, steps=1).x1, x0 + 3.0)
+    # dx/dt = x with N Euler steps: x0 (1 + 1/N)^N; dx/dt = t: exactly sum of i/N^2 = (N - 1) / (2N).
+    assert torch.allclose(euler(lambda x, t: x, x0, steps=4).x1, x0 * 1.25**4)
+    path = euler(lambda x, t: torch.ones_like(x) * t, x0, steps=4, keep_path=True)
+    assert torch.allclose(path.x1, x0 + 3 / 8) and path.times == [0.0, 0.25, 0.5, 0.75]
+    with pytest.raises(ValueError, match="at least 1 step"):
+        euler(lambda x, t: x, x0, steps=0)
+
+
+@pytest.fixture(scope="module")
+def trained_flow(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """A 1-RF model trained 2 steps on 12 shapes images at 32 px: (config, work dir, data root)."""
+    tmp = tmp_path_factory.mktemp("flow")
+    data = tmp / "shapes"
+    assert (
+        make_shapes.main(
+            ["--out", str(data), "--n-train", "12", "--n-val", "2", "--size", "32", "--workers", "1"]
+        )
+        == 0
+    )
+    config = tmp / "rf_tiny.py"
+    config.write_text(
+        f"_base_ = [{str(REPO / 'configs/synth/rf1_shapes.py')!r}]\n"
+        "model = dict(text_encoder=dict(dim=16, layers=1, heads=2), unet=dict(channels=(8, 16, 16)))\n"
+        "train_dataloader = dict(batch_size=4)\n"
+    )
+    work = tmp / "work"
+    assert train_tool.main([str(config), "--data-root", str(data), "--work-dir", str(work), "--cfg-options",
+                            "train_cfg.max_iters=2", "default_hooks.checkpoint.interval=2"]) == 0  # fmt: skip
+    return config, work, data
+
+
+def test_a_trained_flow_model_samples_deterministically_and_refuses_unknown_words(trained_flow):
+    config, work, _ = trained_flow
+    generator = load_flow_generator(config, work)
+    assert isinstance(generator, TextToImageGenerator) and generator.resolution == 32
+    images = generator.sample(["a red boat on water", "a train"], [3, 4], steps=2, guidance=1.0)
+    assert images.shape == (2, 32, 32, 3) and images.dtype == np.uint8
+    again = generator.sample(["a train", "a red boat on water"], [4, 3], steps=2, guidance=1.0)
+    assert np.array_equal(images[0], again[1]) and not np.array_equal(images[0], images[1])
+    with pytest.raises(ValueError, match=r"unknown words \['zeppelin'\]"):
+        generator.sample(["a zeppelin"], [0], steps=1, guidance=1.0)
+
+
+def test_generate_synthetic_from_our_own_generator(trained_flow, tmp_path, tool_error):
+    config, work, data = trained_flow
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a boat on water\na train on rails\n")
+    out = tmp_path / "synth"
+    args = ["--config", str(config), "--checkpoint", str(work), "--prompts", str(prompts), "--classes",
+            str(data / "class_names.txt"), "--out", str(out), "--steps", "2", "--no-progress"]  # fmt: skip
+    assert generate_synthetic.main(args) == 0
+    labels = json.loads((out / "cls_labels.json").read_text())
+    names = (data / "class_names.txt").read_text().split()
+    assert sorted(names[i] for ids in labels.values() for i in ids) == ["boat", "train"]
+    assert len(list((out / "JPEGImages").glob("*.jpg"))) == 2
+    tool_error(generate_synthetic.main([*args[:-2], "0", "--no-progress"]), "--steps")
