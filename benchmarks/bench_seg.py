@@ -22,10 +22,10 @@ from collections.abc import Callable, Sequence
 import torch
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
-from wsss.segmenter import predict_label
 
 from wsss.engine.config import load_config
 from wsss.registry import MODELS
+from wsss.segment.inference import predict_label
 from wsss.segment.model import TTA_SCALES, Segmenter
 
 
