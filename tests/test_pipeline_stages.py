@@ -193,3 +193,15 @@ def test_bad_configs_are_named(toy):
         with pytest.raises(StageError, match=message):
             ctx, built = make_context(cfg, tmp_path / "toy.py", tmp_path / "work", data)
             PipelineRunner(built, ctx)
+
+
+def test_cfg_options_override_a_stage_option_from_the_command_line(toy, capsys):
+    tmp_path, data = toy
+    config = write_pipeline(tmp_path, "a=dict(type='Echo', text='a')")
+    work = tmp_path / "work"
+    assert run(config, work, data, "--cfg-options", "stages.a.text=override") == 0
+    assert (work / "a" / "out.txt").read_text() == "override"
+    capsys.readouterr()
+    assert run(config, work, data) == 0  # the config's own text again: a changed command, so a reruns
+    assert "[rerun] a: its command or config changed" in capsys.readouterr().out
+    assert (work / "a" / "out.txt").read_text() == "a"

@@ -92,14 +92,17 @@ def run(main: Callable[[argparse.Namespace], int | None], parser: argparse.Argum
 
 
 def add_cfg_options(
-    parser: argparse.ArgumentParser, flag: str = "--cfg-options", what: str = "the config"
+    parser: argparse.ArgumentParser,
+    flag: str = "--cfg-options",
+    what: str = "the config",
+    example: str = "model.backbone.name=resnet18 train_cfg.max_epochs=2",
 ) -> None:
     parser.add_argument(
         flag,
         nargs="+",
         action=DictAction,
         metavar="KEY=VALUE",
-        help=f"override keys of {what}, e.g. model.backbone.name=resnet18 train_cfg.max_epochs=2",
+        help=f"override keys of {what}, e.g. {example}",
     )
 
 

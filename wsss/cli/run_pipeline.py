@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mmengine.config import Config
 
-from wsss.cli.common import UserError, check_positive, make_parser, run
+from wsss.cli.common import UserError, add_cfg_options, check_positive, make_parser, run
 from wsss.pipeline.report import headline_value, write_report
 from wsss.pipeline.runner import PipelineRunner, make_context, print_status
 from wsss.pipeline.stage import StageError
@@ -29,6 +29,7 @@ as [rerun]). A training stage below its learning floor stops the pipeline with a
 
   python tools/run_pipeline.py                                  # {DEFAULT_CONFIG} in work_dirs/pipeline
   python tools/run_pipeline.py configs/pipeline/shapes_1k.py --work-dir work_dirs/shapes_1k
+  python tools/run_pipeline.py --cfg-options stages.data.difficulty=hard   # harder shapes
   python tools/run_pipeline.py --list                           # stages, status, times
   python tools/run_pipeline.py --dry-run > commands.sh          # the commands, for a cluster scheduler
 """
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=int, help="stages run at the same time (default: the config's `jobs`, else 2)"
     )
     parser.add_argument("--gpus", type=int, default=0, help="run stages with models under torchrun on N GPUs")
+    add_cfg_options(
+        parser, what="the pipeline config", example="stages.data.difficulty=hard stages.data.seed=1"
+    )
     what = parser.add_mutually_exclusive_group()
     what.add_argument(
         "--list", action="store_true", help="print the stages with their status and times, run nothing"
@@ -70,6 +74,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
         raise UserError(f"{args.config}: pipeline config not found; see configs/pipeline/")
     check_positive(args.gpus, "--gpus", 0)
     cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     jobs = args.jobs if args.jobs is not None else cfg.get("jobs", 2)
     check_positive(jobs, "--jobs")
     try:
