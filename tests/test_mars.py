@@ -230,3 +230,31 @@ def test_tool_runs_a_config_and_names_bad_input(tmp_path, capsys, tool_error):
     tool_error(
         mars_tool.main([*args, "--out", str(tmp_path / "o3")]), r"unknown MARS setting\(s\) \['k_foo'\]"
     )
+
+
+def test_centring_removes_a_shared_component_that_hides_the_bias(tmp_path):
+    """Features of ReLU networks share one large positive component: with it every cosine is near 1
+    and the water under the boat is kept; centring on the dataset's mean finds it again."""
+    pseudo, features, images, ids = synthetic_dataset(tmp_path)
+    offset = np.zeros(4, np.float32)
+    offset[3] = 6.0  # a fourth channel, the same in every cell of every image
+    sums, cells = np.zeros(4), 0
+    for image_id in ids:
+        path = features / f"{image_id}.npz"
+        with np.load(path) as data:
+            grid = data["features"].astype(np.float32) + offset[:, None, None]
+        np.savez(path, features=grid.astype(np.float16), stride=STRIDE, image_size=(SIZE, SIZE))
+        sums += grid.astype(np.float16).astype(np.float64).sum(axis=(1, 2))
+        cells += grid.shape[1] * grid.shape[2]
+    plain = run_mars(
+        pseudo, features, tmp_path / "plain", ids, ("background", "boat"), THRESHOLD, progress=False
+    )
+    assert plain["per_class"]["boat"]["biased_share"] < 0.05  # every cosine is near 1: nothing is marked
+    centred = MARSSettings(binarize="threshold", threshold=0.5, center=True)
+    out = tmp_path / "centred"
+    manifest = run_mars(pseudo, features, out, ids, ("background", "boat"), centred, progress=False)
+    table = CentroidTable.load(out / CENTROIDS_FILE)
+    np.testing.assert_allclose(table.mean, sums / cells, rtol=1e-5)
+    assert 0.45 <= manifest["per_class"]["boat"]["biased_share"] < 0.55  # the water half again
+    for image_id in ids[::2]:
+        assert (read_label_png(out / f"{image_id}.png")[16:24, 8:24] == BIASED_INDEX).all()

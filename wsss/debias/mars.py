@@ -24,6 +24,10 @@ The choices the paper leaves open, as :class:`MARSSettings` fields with our defa
 * a region with fewer cells than ``k`` gets one centroid per distinct cell; an image without
   background contributes no background centroid;
 * the mask's score is computed on the feature grid and resized (bilinear) to the image;
+* centring (``center``, off by default as in the paper): subtract the dataset's mean feature
+  before every cosine. Features of ReLU networks (the from-scratch backend's) share one large
+  positive component that brings every cosine near 1, so rails score as high as the train; centred,
+  the cosines measure what differs between regions. The mean comes from a streamed pass of its own;
 * binarising: ``"crf"`` (default) refines ``[background, M]`` with the dense CRF of STEGO/DHR
   (10 iterations, Gaussian sxy 1 compat 3, bilateral sxy 67 srgb 3 compat 4) and takes the argmax,
   with the background channel ``(1 - M)^2`` (RS+EPM's choice) or a constant; ``"threshold"``
@@ -68,6 +72,7 @@ class MARSSettings:
     binarize: str = "crf"
     threshold: float = 0.5
     background: float | str = "squared"
+    center: bool = False
     crf: ProbCRFSettings = field(default_factory=lambda: MASK_CRF)
 
     def __post_init__(self) -> None:

@@ -52,11 +52,14 @@ CHUNK = 16  # images clustered together; fixed, so results do not depend on the 
 
 
 def _sample(
-    features: FeatureFolder, pseudo_dir: Path, image_id: str
+    features: FeatureFolder, pseudo_dir: Path, image_id: str, mean: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
-    """Features, base labels, stride and cell labels of one image, checked against each other."""
+    """Features (centred on ``mean`` when given), base labels, stride and cell labels of one image,
+    checked against each other."""
     path = feature_path(features.folder, image_id)
     features, stride, size = features.read(image_id)
+    if mean is not None:
+        features = features - mean[:, None, None]
     base = read_label_png(pseudo_dir / f"{image_id}.png")
     if base.shape != size:
         raise ValueError(
@@ -71,12 +74,13 @@ def _sample(
 
 
 def _cluster_chunk(
-    features: FeatureFolder, pseudo_dir: Path, settings: MARSSettings, task: tuple[int, list[str]]
-):
+    features: FeatureFolder, pseudo_dir: Path, settings: MARSSettings, mean: np.ndarray | None,
+    task: tuple[int, list[str]],
+):  # fmt: skip
     chunk_index, ids = task
     samples = []
     for image_id in ids:
-        sample_features, _, _, cells = _sample(features, pseudo_dir, image_id)
+        sample_features, _, _, cells = _sample(features, pseudo_dir, image_id, mean)
         samples.append((sample_features, cells))
     generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + chunk_index)
     return chunk_index, cluster_images(samples, settings, generator)
@@ -94,12 +98,18 @@ class CentroidTable:
     score: np.ndarray
     selected: np.ndarray
     debiased: np.ndarray
+    feature_mean: np.ndarray  # the mean the features were centred on; empty when not centred
+
+    @property
+    def mean(self) -> np.ndarray | None:
+        return self.feature_mean if self.feature_mean.size else None
 
     def save(self, path: Path) -> None:
         with atomic_write(path) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(
                 handle, ids=np.asarray(self.ids), image=self.image, classes=self.classes, centroids=self.centroids,
                 cells=self.cells, score=self.score, selected=self.selected, debiased=self.debiased,
+                feature_mean=self.feature_mean,
             )  # fmt: skip
 
     @classmethod
@@ -110,13 +120,26 @@ class CentroidTable:
         return cls(**fields)
 
 
+def feature_mean(features_dir: FeatureFolder, ids: Sequence[str], progress: bool = True) -> np.ndarray:
+    """The mean feature vector over every cell of every image (float64 sums, one image at a time)."""
+    total, cells = None, 0
+    for image_id in tqdm(ids, desc="MARS feature mean", unit="img", disable=not progress):
+        features, _, _ = features_dir.read(image_id)
+        summed = features.sum(axis=(1, 2), dtype=np.float64)
+        total = summed if total is None else total + summed
+        cells += features.shape[1] * features.shape[2]
+    return (total / cells).astype(np.float32)
+
+
 def build_centroids(
     features_dir: FeatureFolder, pseudo_dir: Path, ids: Sequence[str], settings: MARSSettings, num_classes: int,
     workers: int = 1, progress: bool = True,
 ) -> CentroidTable:  # fmt: skip
-    """Pass 1: every image's centroids, their scores (Eq. 1) and the debiased centroids (Eqs. 2-3)."""
+    """Pass 1: every image's centroids, their scores (Eq. 1) and the debiased centroids (Eqs. 2-3);
+    with ``settings.center`` a pass before it finds the mean the features are centred on."""
+    mean = feature_mean(features_dir, ids, progress) if settings.center else None
     tasks = [(i // CHUNK, list(ids[i : i + CHUNK])) for i in range(0, len(ids), CHUNK)]
-    work = partial(_cluster_chunk, features_dir, pseudo_dir, settings)
+    work = partial(_cluster_chunk, features_dir, pseudo_dir, settings, mean)
     chunks: dict[int, list] = {}
     bar = tqdm(total=len(ids), desc="MARS centroids", unit="img", disable=not progress)
     if workers <= 1:
@@ -150,7 +173,8 @@ def build_centroids(
                                           settings.alpha, num_classes)  # fmt: skip
     selected = np.zeros(len(classes), dtype=bool)
     selected[foreground] = chosen
-    return CentroidTable(list(ids), image, classes, vectors, cells, score, selected, debiased)
+    kept_mean = np.zeros(0, dtype=np.float32) if mean is None else mean
+    return CentroidTable(list(ids), image, classes, vectors, cells, score, selected, debiased, kept_mean)
 
 
 def _existing(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
@@ -164,13 +188,13 @@ def _existing(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
 
 
 def _debias_one(features_dir: FeatureFolder, pseudo_dir: Path, out_dir: Path, images: dict[str, Path], debiased: np.ndarray,
-                settings: MARSSettings, num_classes: int, image_id: str) -> np.ndarray:  # fmt: skip
+                mean: np.ndarray | None, settings: MARSSettings, num_classes: int, image_id: str) -> np.ndarray:  # fmt: skip
     """Pass 2 for one image; returns its per-class (foreground pixels, biased pixels) counts ``(2, C)``."""
     base = read_label_png(pseudo_dir / f"{image_id}.png")
     out = out_dir / f"{image_id}.png"
     label = _existing(out, base.shape)
     if label is None or not (out_dir / SCORES_DIR / f"{image_id}.png").is_file():
-        features, base, stride, _ = _sample(features_dir, pseudo_dir, image_id)
+        features, base, stride, _ = _sample(features_dir, pseudo_dir, image_id, mean)
         classes = [int(c) for c in np.unique(base) if 0 < c < num_classes]
         score = resize_score(debiased_score(features, debiased, classes), base.shape, stride)
         image = read_image(images[image_id]) if settings.binarize == "crf" else None
@@ -244,6 +268,7 @@ def run_mars(
         out_dir,
         images,
         table.debiased,
+        table.mean,
         settings,
         num_classes,
     )
