@@ -8,6 +8,9 @@
 # baseline continue from it for the same budget. BAS seeds are also fused with CAM seeds, as the BAS
 # authors make their masks, and the best of the three on the labelled images becomes pseudo labels.
 #
+# Learning floors: a classifier below 60 val mAP or a ground-truth segmenter below 30 val mIoU did
+# not learn; the pipeline stops there with a diagnosis instead of reporting numbers of failed models.
+#
 # MARS: dense features learnt from scratch on the training images alone (IIC, no labels) run beside
 # the localizers; MARS marks the biased objects of the pseudo labels (water called boat, rails
 # called train) and a second segmenter learns from those labels with its EMA teacher filling them in.
@@ -21,6 +24,7 @@ seed_scales = (1.0, 0.5, 1.5)  # the paper adds 2.0; left out to keep the demo s
 stages = dict(
     data=dict(type="MakeShapes", n_train=500, n_val=100, size=96, seed=0, description="draw the shapes dataset"),
     train_cam=dict(type="Train", config=cam_config, iters=500, metric="cls/mAP",
+                   floor=dict(metric="cls/mAP", min=60, hint="raise stages.train_cam.iters (more steps) or check the images"),
                    description="CAM classifier (the warm start of both localizers)",
                    report=dict(key="classifier_map", label="CAM classifier, val mAP")),
     train_bas=dict(type="Train", config=bas_config, iters=250, load_from="train_cam", metric="cls/mAP",
@@ -53,6 +57,8 @@ stages = dict(
     train_seg_mars=dict(type="Train", config=mars_seg_config, iters=300, labels="debias", metric="mIoU",
                         description="segmenter on the debiased labels, complemented by its EMA teacher"),
     train_upper=dict(type="Train", config=seg_config, iters=300, labels="SegmentationClass", metric="mIoU",
+                     floor=dict(metric="mIoU", min=30, hint="even on ground truth the segmenter learnt little: raise "
+                                "stages.train_upper.iters (and train_seg's, train_seg_mars's)"),
                      description="the same segmenter on ground-truth masks (the upper bound)"),
     test_seg=dict(type="Test", model="train_seg", description="segmenter on pseudo labels, tested on val",
                   report=dict(key="segmenter_miou", label="segmenter on pseudo labels (val)")),
