@@ -9,8 +9,10 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
+from wsss.cli.prepare_coco import main as prepare_main
 from wsss.cli.run_pipeline import main
 from wsss.parallel import usable_cores
 
@@ -26,12 +28,14 @@ FEATURES = {
 }
 
 
-def tiny_config(tmp_path: Path) -> Path:
+def tiny_config(tmp_path: Path, base: str = "shapes.py", data: str = "data=dict(n_train=24, n_val=8, size=64, seed=1),",
+                extra: str = "") -> Path:  # fmt: skip
+    """The pipeline config ``base`` with tiny models and a few steps per stage."""
     config = tmp_path / "tiny.py"
     config.write_text(
-        f"_base_ = [{str(REPO / 'configs/pipeline/shapes.py')!r}]\n"
+        f"_base_ = [{str(REPO / 'configs/pipeline' / base)!r}]\n{extra}"
         "stages = dict(\n"
-        "    data=dict(n_train=24, n_val=8, size=64, seed=1),\n"
+        f"    {data}\n"
         f"    train_cam=dict(iters=3, cfg_options={LOCALIZER!r}),\n"
         f"    train_bas=dict(iters=3, cfg_options={LOCALIZER!r}),\n"
         f"    train_cam_more=dict(iters=3, cfg_options={LOCALIZER!r}),\n"
@@ -104,3 +108,44 @@ def test_pipeline_runs_every_stage_resumes_and_matches_its_dry_run(tmp_path, cap
     for name in sorted(p.name for p in (work / "pseudo_labels").glob("*.png")):
         assert (by_hand / "pseudo_labels" / name).read_bytes() == (work / "pseudo_labels" / name).read_bytes()
     assert json.loads((by_hand / "eval_pseudo" / "result.json").read_text()) == pseudo
+
+
+COCO_MINI = REPO.parent / "shared" / "datasets" / "coco-mini"
+
+
+def test_coco_cpu_pipeline_runs_real_photographs_of_81_classes(tmp_path):
+    """configs/pipeline/coco_cpu.py on COCO photographs (prepare_coco's layout, renamed splits): every
+    stage runs, heads have 81 classes and predictions are scored at each photograph's own size."""
+    ann = COCO_MINI / "annotations" / "instances_train2017.json"
+    if not ann.is_file():
+        pytest.skip("shared/datasets/coco-mini is not available")
+    data = tmp_path / "coco"
+    assert (
+        prepare_main(["--ann", str(ann), "--images", str(COCO_MINI / "train2017"), "--out", str(data)]) == 0
+    )
+    lists = data / "ImageSets" / "Segmentation"
+    ids = (lists / "train2017.txt").read_text().split()[:12]
+    (lists / "fit.txt").write_text("\n".join(ids[:8]) + "\n")
+    (lists / "holdout.txt").write_text("\n".join(ids[8:]) + "\n")
+    config = tiny_config(
+        tmp_path, "coco_cpu.py", data="", extra="splits = dict(train='fit', val='holdout')\n"
+    )
+    work = tmp_path / "work"
+    assert main([str(config), "--work-dir", str(work), "--data-root", str(data), "--jobs", "1"]) == 0
+    report = json.loads((work / "report.json").read_text())
+    assert len(report["classes"]) == 81 and report["context_share"] == {}
+    for key in (
+        "classifier_map",
+        "pseudo_label_miou",
+        "segmenter_miou",
+        "segmenter_mars_miou",
+        "upper_bound_miou",
+    ):
+        assert 0 <= report[key] <= 100
+    assert sorted(p.stem for p in (work / "pseudo_labels").glob("*.png")) == sorted(ids[:8])
+    for image_id in ids[8:]:  # predictions of the held-out photographs, at their own size
+        with (
+            Image.open(work / "test_seg" / f"{image_id}.png") as pred,
+            Image.open(data / "JPEGImages" / f"{image_id}.jpg") as image,
+        ):
+            assert pred.size == image.size

@@ -330,12 +330,14 @@ def _stop(process: subprocess.Popen) -> None:
 
 def make_context(cfg: Config, config_path: str | os.PathLike, work_dir: str | os.PathLike,
                  data_root: str | os.PathLike | None, gpus: int = 0) -> tuple[PipelineContext, list[Stage]]:  # fmt: skip
-    """The context and stages of a pipeline config: ``data_root`` given drops the stages that make the data."""
+    """The context and stages of a pipeline config: ``data_root`` given drops the stages that make the data;
+    the config's ``splits`` (e.g. ``dict(train="train2017", val="val2017")``) names the dataset's splits."""
     work = Path(work_dir).resolve()
     given = Path(data_root).resolve() if data_root is not None else None
     if given is not None and not given.is_dir():
         raise StageError(f"{data_root}: data root not found; give a VOC-layout dataset folder")
     ctx = PipelineContext(work, given or work / "data", Path(config_path).resolve().parent, gpus)
+    ctx.splits = {**ctx.splits, **cfg.get("splits", {})}
     if given is not None:
         cfg.stages = {name: entry for name, entry in cfg.stages.items()
                       if entry is None or not getattr(STAGES.get(entry.get("type")), "makes_data", False)}  # fmt: skip

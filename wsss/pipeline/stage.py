@@ -36,6 +36,10 @@ class StageError(RuntimeError):
     """A stage cannot be built or its result fails a check (a learning floor): the pipeline stops, one line."""
 
 
+#: The split names the stages use unless the pipeline config's ``splits`` renames them.
+DEFAULT_SPLITS = {"train": "train", "val": "val"}
+
+
 @dataclass
 class PipelineContext:
     """What every stage of one run shares: the work dir, the dataset, the config's folder, the GPUs."""
@@ -46,12 +50,22 @@ class PipelineContext:
     gpus: int = 0
     stages: dict[str, Stage] = field(default_factory=dict)
     data_stage: str | None = None  # the stage that makes the dataset, when the pipeline makes it
+    splits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
 
     def stage_dir(self, name: str) -> Path:
         return self.work_dir / name
 
+    def split_name(self, split: str) -> str:
+        """The dataset's name for a split: ``train`` and ``val`` as the config's ``splits`` maps them
+        (COCO's ``train2017``), any other name as given."""
+        return self.splits.get(split, split)
+
+    @property
+    def renames_splits(self) -> bool:
+        return self.splits != DEFAULT_SPLITS
+
     def split_list(self, split: str) -> Path:
-        return self.data_root / "ImageSets" / "Segmentation" / f"{split}.txt"
+        return self.data_root / "ImageSets" / "Segmentation" / f"{self.split_name(split)}.txt"
 
     @property
     def class_file(self) -> Path:

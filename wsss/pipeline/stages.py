@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mmengine.config import Config
+
 from wsss.pipeline.stage import STAGES, Stage, StageError, cfg_options, per_class_iou, read_json, tool
 
 
@@ -109,6 +111,10 @@ class Train(Stage):
             options["train_cfg.max_iters"] = o["iters"]
         if o.get("epochs") is not None:
             options["train_cfg.max_epochs"] = o["epochs"]
+        if self.ctx.renames_splits:
+            options["train_dataloader.dataset.split"] = self.ctx.split_name("train")
+            if Config.fromfile(self.config).get("val_dataloader"):  # feature models validate nothing
+                options["val_dataloader.dataset.split"] = self.ctx.split_name("val")
         labels = o.get("labels")
         if labels is not None:
             options["train_dataloader.dataset.label_dir"] = (
@@ -188,7 +194,8 @@ class Seeds(_ModelStage):
 
     def argv(self) -> list[str]:
         o = self.options
-        args = [*self.model_args(), "--out", self.out, "--split", o.get("split", "train"), "--no-progress"]
+        split = self.ctx.split_name(o.get("split", "train"))
+        args = [*self.model_args(), "--out", self.out, "--split", split, "--no-progress"]
         if o.get("scales"):
             args += ["--scales", *o["scales"]]
         if o.get("flip") is False:
@@ -234,7 +241,7 @@ class ExtractFeatures(Stage):
             "--out",
             self.out,
             "--split",
-            o.get("split", "train"),
+            self.ctx.split_name(o.get("split", "train")),
             "--data-root",
             self.ctx.data_root,
             "--no-progress",
@@ -434,7 +441,8 @@ class Debias(Stage):
 class Test(_ModelStage):
     """Test a trained segmenter (``tools/test.py``): predictions in ``OUT``, scores in ``OUT/result.json``.
 
-    Options: ``model`` (a Train stage), ``split`` (default: the config's test split), ``tta``, ``crf``,
+    Options: ``model`` (a Train stage), ``split`` (default: the config's test split, or the pipeline's
+    val split when the pipeline config's ``splits`` renames them), ``tta``, ``crf``,
     ``predict_only`` (no scores: a split without labels, or predictions for a figure).
     """
 
@@ -447,7 +455,8 @@ class Test(_ModelStage):
     def argv(self) -> list[str]:
         o = self.options
         args = [*self.model_args(), "--out", self.out, "--no-progress"]
-        args += ["--split", o["split"]] if o.get("split") else []
+        if o.get("split") or self.ctx.renames_splits:
+            args += ["--split", self.ctx.split_name(o.get("split", "val"))]
         args += ["--predict-only"] if o.get("predict_only") else ["--json", self.out / "result.json"]
         args += ["--tta"] * bool(o.get("tta")) + ["--crf"] * bool(o.get("crf"))
         return tool("test", *args, *cfg_options(self.model.model_options))
