@@ -55,8 +55,10 @@ def test_weighted_cross_entropy_by_hand_and_the_warm_up():
     loss = MARSComplementCE(warmup_iters=1)
     batch = samples(labels, [[1.0, 0.0]])
     ce_first = -math.log(math.exp(2) / (math.exp(2) + 2))  # pixel 1: label 1, logits (0, 2, 0)
+    assert loss.wants_teacher() is False  # the first call is in the warm-up: no teacher forward needed
     with torch.enable_grad():
         warm = loss.loss(logits, batch, teacher)["loss_ce"]  # iteration 1: biased pixel ignored
+        assert loss.wants_teacher() is True
         assert warm.item() == pytest.approx(ce_first)
         value = loss.loss(logits, batch, teacher)["loss_ce"].item()
     p = math.e / (math.e + 1)
@@ -104,3 +106,18 @@ def test_a_segmenter_trains_on_debiased_labels_with_its_teacher(tiny_voc, tmp_pa
     student = [k for k in state if k.startswith("network.") and k.endswith("weight")][0]
     teacher = "teacher.network." + student.removeprefix("network.")
     assert not torch.equal(state[student], state[teacher])  # the teacher trails the student
+
+
+def test_the_segmenter_runs_its_teacher_only_once_the_warm_up_is_over():
+    from wsss.registry import MODELS
+
+    model = MODELS.build(dict(type="Segmenter", num_classes=3, encoder_name="tu-test_resnet", decoder_channels=16,
+                              loss=dict(type="MARSComplementCE", warmup_iters=2), ema_decay=0.9))  # fmt: skip
+    calls = []
+    model.teacher.register_forward_hook(lambda *_: calls.append(int(model.criterion.iteration)))
+    inputs = torch.randn(2, 3, 32, 32)
+    labels = torch.full((2, 32, 32), B, dtype=torch.long)
+    with torch.enable_grad():
+        for _ in range(4):
+            model.loss(inputs, samples(labels, [[1.0, 0.0], [0.0, 1.0]]))
+    assert calls == [2, 3]  # before the third and fourth calls (iteration counted inside the loss)

@@ -3,7 +3,8 @@
 A loss is a registered ``nn.Module`` with
 
 - ``needs_teacher`` (class attribute): ``True`` makes the segmenter keep an EMA teacher
-  (:class:`~wsss.nn.ema.EMATeacher`) and pass its logits;
+  (:class:`~wsss.nn.ema.EMATeacher`) and pass its logits, whenever the loss's
+  ``wants_teacher()`` says the coming call will use them (a warm-up spares the teacher's forward);
 - ``loss(logits, data_samples, teacher_logits=None) -> dict[str, Tensor]``: ``logits`` are the
   student's ``(B, C, H, W)`` scores, ``data_samples`` the batch's sample dicts (labels under
   ``gt_seg``, image-level labels under ``cls_label``), ``teacher_logits`` the teacher's scores for the
@@ -154,6 +155,10 @@ class MARSComplementCE(nn.Module):
         self.label_key = label_key
         self.loss_name = loss_name
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
+
+    def wants_teacher(self) -> bool:
+        """Whether the next training call uses the teacher's logits (not during the warm-up)."""
+        return int(self.iteration) + 1 > self.warmup_iters
 
     def complement(
         self, labels: torch.Tensor, teacher_logits: torch.Tensor, cls_label: torch.Tensor
