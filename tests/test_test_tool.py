@@ -306,3 +306,23 @@ def test_real_voc_images_are_scored_at_their_own_size(tmp_path):
     saved = json.loads(result_json.read_text())
     assert len(saved["per_class"]) == 21 and saved["per_class"][1]["class"] == "aeroplane"
     assert np.sum(saved["confusion_matrix"]) == np.count_nonzero(gt != 255)
+
+
+def test_resume_refuses_predictions_of_another_checkpoint_or_settings(
+    tiny_voc, tiny_config, tmp_path, tool_error
+):
+    """Issue 14, finding 2: --resume must not score PNGs another checkpoint, --tta or --crf made."""
+    first, second = tmp_path / "first.pth", tmp_path / "second.pth"
+    save_random_segmenter(tiny_config, tiny_voc, first)
+    save_random_segmenter(tiny_config, tiny_voc, second)
+    out = tmp_path / "pred"
+    assert run_tool(tiny_config, first, tiny_voc, "--out", str(out)) == 0
+    manifest = out / "manifest.json"
+    line = tool_error(run_tool(tiny_config, second, tiny_voc, "--out", str(out), "--resume"))
+    assert line.startswith(f"error: {manifest}: records other settings (checkpoint=") and "second.pth" in line
+    tool_error(run_tool(tiny_config, first, tiny_voc, "--out", str(out), "--resume", "--tta"),
+               f"^error: {manifest}: records other settings .*flip=False.*use a new folder")  # fmt: skip
+    # PNGs without a manifest were not made by this tool (or by an older version): refused too
+    manifest.unlink()
+    tool_error(run_tool(tiny_config, first, tiny_voc, "--out", str(out), "--resume"),
+               f"^error: --out {out}: holds \\*.png files but no manifest.json")  # fmt: skip
