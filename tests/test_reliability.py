@@ -7,9 +7,11 @@ A user's mistake ends a tool with ``error: <file>: <what>; <what to do>`` and ex
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from PIL import Image
 from test_prepare_coco import CATEGORIES, H, W, annotation, write_json
 
 from wsss.cli import prepare_coco
+from wsss.parallel import process_alive
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -205,3 +208,137 @@ def test_finding1_fuzz_prepare_coco_converts_or_names_the_refused_annotation(coc
             assert 1 in outcome["labels"] and set(outcome["labels"]) <= {0, 1, 2}, (bad, outcome)
             assert outcome["refused"] in ([], [bad.get("id", "?")]), (bad, outcome)
     assert refusals > len(cases) // 2  # most mutations are refused, so the fuzzing reaches the checks
+
+
+# --- 7. a killed parent takes its children along; temporaries of killed runs are cleaned -------------
+
+SLEEPY_STAGES = '''
+import sys
+from wsss.pipeline.stage import STAGES, Stage
+
+# The stage: a pool worker (the toolkit's pool), a child that runs like a tool under the pipeline
+# (as torchrun's workers do) and, with plain=True, a plain child; then it says so and sleeps.
+STAGE_CODE = """
+import os, subprocess, sys, time
+from pathlib import Path
+from wsss.parallel import process_pool, watch_parent_if_asked
+watch_parent_if_asked()
+out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
+pool = process_pool(1)
+pids = [os.getpid(), pool.apply_async(os.getpid).get()]
+code = "from wsss.parallel import watch_parent_if_asked; watch_parent_if_asked(); import time; time.sleep(30)"
+pids.append(subprocess.Popen([sys.executable, "-c", code]).pid)
+if sys.argv[2] == "plain":
+    pids.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]).pid)
+(out / "pids").write_text(" ".join(map(str, pids)))
+time.sleep(2)
+(out / "late").write_text("written after the pipeline was killed")
+"""
+
+
+@STAGES.register_module(force=True)
+class Sleepy(Stage):
+    kind = "sleepy"
+
+    @classmethod
+    def option_names(cls):
+        return {"plain"}
+
+    def argv(self):
+        return [sys.executable, "-c", STAGE_CODE, str(self.out), "plain" if self.options.get("plain") else "-"]
+
+    def summarize(self):
+        return {"metrics": {}}
+'''
+
+
+def wait_for(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def start_sleepy_pipeline(tmp_path: Path, plain: bool) -> tuple[subprocess.Popen, Path, list[int]]:
+    """tools/run_pipeline.py running one Sleepy stage, once the stage has started all its processes."""
+    (tmp_path / "sleepy_stages.py").write_text(SLEEPY_STAGES)
+    config = tmp_path / "sleepy.py"
+    config.write_text(
+        f"custom_imports = dict(imports=['sleepy_stages'])\nstages = dict(s=dict(type='Sleepy', plain={plain}))\n"
+    )
+    (tmp_path / "data").mkdir()
+    work = tmp_path / "work"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    pipeline = subprocess.Popen(
+        [sys.executable, str(REPO / "tools" / "run_pipeline.py"), str(config), "--work-dir", str(work),
+         "--data-root", str(tmp_path / "data")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    pids_file = work / "s" / "pids"
+    if not wait_for(pids_file.is_file, 60):
+        pipeline.kill()
+        raise AssertionError(f"the stage did not start: {pipeline.communicate()}")
+    return pipeline, work / "s", [int(pid) for pid in pids_file.read_text().split()]
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the kernel's parent-death signal is Linux's"
+)
+def test_finding7_a_pipeline_killed_with_sigkill_takes_its_stage_pool_and_tool_children_along(tmp_path):
+    pipeline, out, pids = start_sleepy_pipeline(tmp_path, plain=False)
+    started = time.monotonic()
+    pipeline.kill()  # SIGKILL: no handler runs, only the kernel can stop the children
+    pipeline.communicate()
+    assert wait_for(lambda: not any(map(process_alive, pids)), 5), [p for p in pids if process_alive(p)]
+    time.sleep(max(0.0, 2.5 - (time.monotonic() - started)))
+    assert not (out / "late").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups and /proc")
+def test_finding7_sigterm_stops_the_stage_and_its_whole_process_group(tmp_path):
+    pipeline, out, pids = start_sleepy_pipeline(tmp_path, plain=True)  # pids[-1]: a plain child
+    pipeline.terminate()
+    _, err = pipeline.communicate(timeout=30)
+    assert pipeline.returncode == 130 and "interrupted; run the same command again to resume" in err
+    assert wait_for(lambda: not any(map(process_alive, pids)), 5), [p for p in pids if process_alive(p)]
+    assert not (out / "late").exists()
+
+
+WATCHED_CHILD = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    code = (
+        "import sys, time; sys.platform = 'darwin'; "  # no parent-death signal: the portable fallback
+        "from wsss.parallel import watch_parent; watch_parent(interval=0.05); time.sleep(30)"
+    )
+    print(subprocess.Popen([sys.executable, "-c", code]).pid, flush=True)
+    time.sleep(30)
+    """
+)
+
+
+def test_finding7_without_the_kernel_signal_a_watcher_thread_ends_the_orphan(tmp_path):
+    parent = subprocess.Popen(
+        [sys.executable, "-c", WATCHED_CHILD], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    child = int(parent.stdout.readline())
+    time.sleep(0.3)  # the child is watching
+    assert process_alive(child)
+    parent.kill()
+    parent.wait()
+    assert wait_for(lambda: not process_alive(child), 5)
+
+
+def test_finding7_prepare_coco_deletes_temporaries_of_a_killed_run(coco_image, tmp_path):
+    path = write_json(tmp_path / "instances_train.json", [IMAGE], [annotation(1, 1, 1, SQUARE)])
+    labels = tmp_path / "out" / "SegmentationClass"
+    labels.mkdir(parents=True)
+    leftover = labels / ".a.999999999.tmp.png"  # no process has that id
+    leftover.write_bytes(b"half a png")
+    assert (
+        prepare_coco.main(["--ann", str(path), "--images", str(coco_image), "--out", str(tmp_path / "out")])
+        == 0
+    )
+    assert sorted(p.name for p in labels.iterdir()) == ["a.png"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from mmengine.config import DictAction
 
-from wsss.parallel import usable_cores
+from wsss.parallel import usable_cores, watch_parent_if_asked
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -76,6 +76,7 @@ def run(main: Callable[[argparse.Namespace], int | None], parser: argparse.Argum
         argv: Sequence[str] | None = None) -> int:  # fmt: skip
     """Parse ``argv``, call ``main(args)`` and turn input errors into one line and exit code 2."""
     args = parser.parse_args(argv)
+    watch_parent_if_asked()  # a pipeline stage ends with the pipeline, even one killed with SIGKILL
     try:
         return int(main(args) or 0)
     except INPUT_ERRORS as err:
