@@ -342,3 +342,61 @@ def test_finding7_prepare_coco_deletes_temporaries_of_a_killed_run(coco_image, t
         == 0
     )
     assert sorted(p.name for p in labels.iterdir()) == ["a.png"]
+
+
+# --- 8. output paths are checked before any work, with one line naming the path --------------------
+
+CAM_SHAPES = str(REPO / "configs" / "bas" / "cam_shapes.py")
+SEG_SHAPES = str(REPO / "configs" / "seg" / "deeplabv3plus_shapes.py")
+# tool, its arguments ({missing}: an input that is not there, {file}: a file, {folder}: a folder), bad flag
+OUTPUT_CASES = [
+    ("eval_seeds", "--seeds {missing} --gt {missing} --list {missing} --classes voc --json {folder}", "--json"),
+    ("eval_seeds", "--seeds {missing} --gt {missing} --list {missing} --classes voc --plot {folder}", "--plot"),
+    ("eval_seg", "--pred {missing} --gt {missing} --list {missing} --classes voc --json {folder}", "--json"),
+    ("eval_features", "--features {missing} --gt {missing} --list {missing} --classes voc --json {folder}", "--json"),
+    ("test", f"{SEG_SHAPES} {{missing}} --json {{folder}}", "--json"),
+    ("test", f"{SEG_SHAPES} {{missing}} --out {{file}}", "--out"),
+    ("test", f"{SEG_SHAPES} {{missing}} --show-dir {{file}}/sub", "--show-dir"),
+    ("eval_wsol", f"{CAM_SHAPES} {{missing}} --json {{folder}}", "--json"),
+    ("make_seeds", f"{CAM_SHAPES} {{missing}} --out {{file}}", "--out"),
+    ("make_pseudo_labels", "--seeds {missing} --images {missing} --out {file} --bg-threshold 0.3", "--out"),
+    ("fuse_seeds", "--seeds {missing} --cam {missing} --out {file}", "--out"),
+    ("extract_features", f"{CAM_SHAPES} --out {{file}}", "--out"),
+    ("find_neighbours", f"{CAM_SHAPES} --out {{folder}}", "--out"),
+    ("visualize", "--images {missing} --list {missing} --seeds {missing} --out {folder}", "--out"),
+    ("make_shapes", "--out {file} --n-train 2 --n-val 1", "--out"),
+    ("prepare_coco", "--ann {missing} --images {missing} --out {file}", "--out"),
+    ("train", f"{CAM_SHAPES} --work-dir {{file}}", "--work-dir"),
+    ("run_pipeline", f"{REPO / 'configs' / 'pipeline' / 'shapes.py'} --work-dir {{file}} --data-root {{folder}}",
+     "--work-dir"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("tool, arguments, flag", OUTPUT_CASES, ids=[f"{t}{f}" for t, _, f in OUTPUT_CASES])
+def test_finding8_an_output_that_is_a_file_or_a_folder_is_refused_first(
+    tool_error, tmp_path, tool, arguments, flag
+):
+    import importlib
+
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "folder").mkdir()
+    names = {"missing": tmp_path / "missing", "file": tmp_path / "file", "folder": tmp_path / "folder"}
+    argv = arguments.format(**names).split()
+    code = importlib.import_module(f"wsss.cli.{tool}").main(argv)
+    given = argv[argv.index(flag) + 1]
+    tool_error(code, f"^error: {flag} {given}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]  # nothing made
+
+
+def test_finding8_a_folder_without_write_permission_is_refused_first(tool_error, tmp_path, monkeypatch):
+    from wsss.cli import eval_seeds
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # chmod does not stop root (these tests may run as root), so the permission bit is simulated
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    missing = tmp_path / "missing"
+    code = eval_seeds.main(["--seeds", str(missing), "--gt", str(missing), "--list", str(missing),
+                            "--classes", "voc", "--json", str(locked / "sweep.json")])  # fmt: skip
+    tool_error(code, f"^error: --json {locked / 'sweep.json'}: {locked} is not writable; choose another path")

@@ -108,10 +108,10 @@ def make_seeds(args: argparse.Namespace) -> int:
             f"--scales must lie in 0.1..8 (a map at 1% of the image is constant), got {args.scales}"
         )
     check_device(args.device)
+    check_output_dir(args.out, "--out")
     device = device_for(args.device, args.launcher)
     settings = run_settings(args)
     check_seed_out_dir(args.out, settings)
-    check_output_dir(args.out, "--out")
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     try:
         cfg = load_config(args.config, data_root=args.data_root, cfg_options=args.cfg_options)

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from mmengine.model import is_model_wrapper
 
@@ -14,6 +15,7 @@ from wsss.cli.common import (
     add_cfg_options,
     add_data_root,
     add_launcher,
+    check_output_dir,
     make_parser,
     one_line,
     run,
@@ -74,6 +76,7 @@ def train(args: argparse.Namespace) -> int:
     cfg, notes = build_train_config(
         args.config, args.work_dir, args.data_root, args.cfg_options, args.seed, args.amp
     )
+    check_output_dir(Path(cfg.work_dir), "--work-dir" if args.work_dir else "the config's work_dir")
     start = choose_start(cfg, args.resume, args.load_from)
     for note in (*notes, *start.notes):
         print(f"warning: {note}", file=sys.stderr)
