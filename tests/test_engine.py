@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -329,6 +330,32 @@ def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
     )
     runner.save_checkpoint(str(tmp_path), "epoch_2.pth")
     assert [p.name for p in tmp_path.iterdir()] == ["epoch_2.pth"]
+
+
+@pytest.mark.parametrize(
+    "option, where",
+    [
+        ("model.backbone.name=resnet_nope", r"at model.backbone.name \(Unknown model \(resnet_nope\)\)"),
+        ("model.backbon.name=test_resnet", r"at model.backbon \(.*unexpected keyword argument 'backbon'\)"),
+        ("model.type=Nope", r"at model.type \(Nope is not in the wsss::model registry\)"),
+        ("train_cfg.max_epochs=-1", r"train_cfg.max_epochs must be a whole number of at least 1, got -1"),
+        (
+            "train_dataloader.batch_size=0",
+            r"at train_dataloader.batch_size \(batch_size should be a positive",
+        ),
+        ("optim_wrapper.optimizer.lr=-1", r"at optim_wrapper.optimizer.lr \(Invalid learning rate: -1\)"),
+        ("optim_wrapper.optimizer.type=Nope", r"at optim_wrapper \("),
+    ],
+)
+def test_config_mistakes_name_the_entry(tiny_config, tiny_voc, tmp_path, tool_error, option, where):
+    """Issue 14, finding 9: an unknown backbone, key or type, or a bad value, is one line saying where."""
+    work = tmp_path / re.sub(r"\W", "_", option)  # its name keeps mmengine's loggers of the cases apart
+    if option.startswith("train_cfg.max_epochs="):  # train() sets max_epochs itself
+        code = train(tiny_config, tiny_voc, work, max_epochs=int(option.split("=")[1]))
+    else:
+        code = train(tiny_config, tiny_voc, work, "--cfg-options", option)
+    tool_error(code, f"^error: {tiny_config}: .*{where}")
+    assert not list(work.glob("*.pth"))
 
 
 # --- CAM model and the mAP metric -----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,38 @@ def load_config(
         cfg.merge_from_dict(cfg_options)
     cfg.setdefault("default_scope", "wsss")
     return cfg
+
+
+def _leaves(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``(dotted path, value)`` of every entry of a config, lists indexed (``pipeline.0.type``)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    found: list[tuple[str, Any]] = []
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        found.append((path, value))
+        found += _leaves(value, path)
+    return found
+
+
+def locate_in_config(cfg: Config, message: str, given: dict[str, Any] | None = None) -> list[str]:
+    """Where in ``cfg`` the mistake a builder's ``message`` describes probably is: the entries whose key
+    the message quotes (``unexpected keyword argument 'backbon'``, ``batch_size=0``) or whose value it
+    quotes (``Unknown model (resnet_nope)``, ``Nope is not in the registry``); a bare number only
+    among the ``given`` command-line overrides. At most three dotted paths, shortest first."""
+    quoted = set(re.findall(r"['\"`]([^'\"`\s]+)['\"`]", message))
+    quoted |= {part.strip() for part in re.findall(r"\(([^()]+)\)", message)}
+    named = set(re.findall(r"\b([A-Za-z_]\w*)=", message))
+    numbers = set(re.findall(r"(?<![\w.])(-?\d+(?:\.\d+)?)(?![\w.])", message))
+    leaves = _leaves(cfg.to_dict() if isinstance(cfg, Config) else cfg)
+    found = []
+    for path, value in leaves:
+        key = path.rsplit(".", 1)[-1]
+        if key in quoted | named or (isinstance(value, str) and value in quoted):
+            found.append(path)
+    if given and any(path in given for path in found):
+        found = [path for path in found if path in given]  # the user's own override is the likely one
+    if not found and given:
+        for key, value in given.items():
+            if str(value) in numbers or (isinstance(value, str) and value in quoted):
+                found.append(key)
+    return sorted(set(found), key=lambda path: (path.count("."), path))[:3]
