@@ -358,6 +358,18 @@ def test_config_mistakes_name_the_entry(tiny_config, tiny_voc, tmp_path, tool_er
     assert not list(work.glob("*.pth"))
 
 
+def test_an_unreadable_val_image_stops_training_validation_with_one_line(
+    tiny_config, tiny_voc, tmp_path, tool_error
+):
+    """Issue 14, finding 11: the validation after the first epoch met an unreadable image: a traceback."""
+    broken = tiny_voc / "JPEGImages" / "tiny_007.jpg"  # a val image
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    tool_error(
+        train(tiny_config, tiny_voc, tmp_path / "val_broken", max_epochs=1),
+        f"^error: {broken}: unreadable image",
+    )
+
+
 # --- CAM model and the mAP metric -----------------------------------------------------------------------
 
 

@@ -272,3 +272,11 @@ def test_fuse_seeds_names_the_input_with_nan_maps(tool_error, tmp_path):
         f"^error: {seed_path(bas, 'a')}: maps hold NaN",
     )
     assert not seed_path(out, "a").exists()
+
+
+def test_scales_too_small_for_a_map_are_refused(tool_error, voc, bas_checkpoint, tmp_path):
+    """Issue 14, finding 11: --scales 0.01 gave constant maps without a word."""
+    _, checkpoint = bas_checkpoint
+    tool_error(run(BAS_CONFIG, checkpoint, tmp_path / "s", voc, "--scales", "1.0", "0.01"),
+               r"^error: --scales must lie in 0.1..8 \(a map at 1% of the image is constant\)")  # fmt: skip
+    assert not (tmp_path / "s").exists()

@@ -193,3 +193,13 @@ def test_bad_configs_are_named(toy):
         with pytest.raises(StageError, match=message):
             ctx, built = make_context(cfg, tmp_path / "toy.py", tmp_path / "work", data)
             PipelineRunner(built, ctx)
+
+
+def test_jobs_below_one_is_refused(toy, tool_error):
+    """Issue 14, finding 11: --jobs 0 used to run."""
+    tmp_path, data = toy
+    config = write_pipeline(tmp_path, "a=dict(type='Echo', text='a')")
+    tool_error(
+        run(config, tmp_path / "work", data, "--jobs", "0"), "^error: --jobs must be at least 1, got 0"
+    )
+    assert not (tmp_path / "work").exists()

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from wsss.cli import eval_seeds, eval_seg, make_pseudo_labels
+from wsss.data.classes import write_class_names
 from wsss.data.label_io import read_label_png, write_label_png
 from wsss.evaluation.confusion import confusion_matrix
 from wsss.evaluation.seeds import DEFAULT_THRESHOLDS, ThresholdSweep, parse_thresholds
@@ -608,3 +609,10 @@ def test_resume_redoes_label_pngs_that_are_cut_off_empty_or_of_another_size(data
     assert manifest["counts"]["written"] == 3 and manifest["counts"]["existing"] == 0
     for image_id in IDS:
         np.testing.assert_array_equal(read_label_png(out / f"{image_id}.png"), first[image_id])
+
+
+def test_eval_seeds_refuses_class_names_of_another_dataset(dataset, tool_error):
+    """Issue 14, finding 11: --classes voc on a 4-class dataset used to print VOC names for its classes."""
+    write_class_names(dataset / "class_names.txt", ("background", "cat", "dog", "bird"))
+    tool_error(run_eval(dataset, "--classes", "voc"),
+               f"^error: {dataset / 'class_names.txt'}: the dataset has 4 classes .* but --classes voc gives 21")  # fmt: skip
