@@ -56,6 +56,9 @@ SQUARE = [[2, 2, 20, 2, 20, 20, 2, 20]]
             "image 1: height must be a whole number",
         ),
         ({**IMAGE, "height": 2 * H}, SQUARE, 1, r"a\.jpg: is 40x30 but .* says 40x60"),
+        # beyond the issue: a boolean height (int(True) == 1), two images sharing an id
+        ({**IMAGE, "height": True}, SQUARE, 1, "image 1: height must be a whole number, got True"),
+        ([IMAGE, {**IMAGE, "file_name": "b.jpg"}], SQUARE, 1, "two images have the id 1"),
         # b.jpg is not there, so only the json's size says how large its label map is
         (
             [IMAGE, {"id": 2, "file_name": "b.jpg", "height": 10**6, "width": 10**6}],
@@ -400,3 +403,48 @@ def test_finding8_a_folder_without_write_permission_is_refused_first(tool_error,
     code = eval_seeds.main(["--seeds", str(missing), "--gt", str(missing), "--list", str(missing),
                             "--classes", "voc", "--json", str(locked / "sweep.json")])  # fmt: skip
     tool_error(code, f"^error: --json {locked / 'sweep.json'}: {locked} is not writable; choose another path")
+
+
+# --- beyond the issue: cases found while trying the tools further --------------------------------------
+
+
+def test_eval_seg_refuses_predictions_with_values_beyond_the_classes(tool_error, tmp_path):
+    """A prediction value >= C counted as background: another dataset's PNGs scored 100% silently."""
+    from test_evaluation import write_folders
+
+    from wsss.cli import eval_seg
+    from wsss.data.label_io import write_label_png
+
+    pred, gt, id_list, _ = write_folders(tmp_path, count=2)
+    bad = pred / "2007_000001.png"
+    write_label_png(bad, np.full((40, 56), 7, np.uint8))
+    code = eval_seg.main(["--pred", str(pred), "--gt", str(gt), "--classes", str(tmp_path / "classes.txt"),
+                          "--list", str(id_list), "--no-progress"])  # fmt: skip
+    tool_error(code, rf"^error: {bad}: holds label values \[7\] beyond the 4 classes")
+
+
+def test_seed_maps_outside_the_unit_interval_are_refused(tmp_path):
+    """Seeds not divided by their maximum made every threshold mean something else, silently."""
+    from wsss.localize.seed_io import load_seeds
+
+    for value in (5.0, -1.0):
+        path = tmp_path / f"seed_{value}.npz"
+        with open(path, "wb") as handle:
+            np.savez_compressed(handle, keys=np.array([1]), maps=np.full((1, 4, 4), value, np.float16))
+        with pytest.raises(ValueError, match=f"^{path}: map values span .* outside \\[0, 1\\]"):
+            load_seeds(path)
+
+
+def test_split_lists_with_a_byte_order_mark_or_not_in_utf8(tmp_path):
+    from wsss.data.classes import read_class_names
+    from wsss.data.dataset import read_split
+
+    marked = tmp_path / "train.txt"
+    marked.write_bytes(b"\xef\xbb\xbfa\r\nb\r\n")  # as a Windows editor saves it
+    assert read_split(marked) == ["a", "b"]
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"caf\xe9\n")
+    with pytest.raises(ValueError, match=f"^{latin}: not a UTF-8 text file"):
+        read_split(latin)
+    with pytest.raises(ValueError, match=f"^{latin}: not a UTF-8 text file"):
+        read_class_names(latin)

@@ -36,8 +36,14 @@ def read_class_names(path: str | os.PathLike) -> tuple[str, ...]:
         raise FileNotFoundError(
             f"{path}: class file not found; write one class name per line, background first"
         )
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start}); one class name per line"
+        ) from None
     names = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             names.append(line)
@@ -122,4 +128,6 @@ def _names_from_spec(spec: str) -> tuple[str, ...]:
             dataset = dataset.get("dataset") or (dataset.get("datasets") or [None])[0]  # wrappers, mixes
         if isinstance(dataset, dict):
             return resolve_class_names(dataset.get("classes"), dataset.get("data_root"))
-    raise ValueError(f"{path}: no dataloader dataset with `classes` or `data_root`; pass voc, coco or a class file")
+    raise ValueError(
+        f"{path}: no dataloader dataset with `classes` or `data_root`; pass voc, coco or a class file"
+    )

@@ -313,6 +313,8 @@ def _convert_star(args: tuple[ImageTask, Path, CrowdPolicy, bool]) -> ImageResul
 
 def _positive_int(value: Any, what: str) -> int:
     try:
+        if isinstance(value, bool):
+            raise TypeError
         number = int(value)
     except (TypeError, ValueError):
         raise ValueError(f"{what} must be a whole number, got {value!r}") from None
@@ -351,6 +353,10 @@ def build_tasks(
         except (KeyError, TypeError, ValueError) as err:
             shown = image.get("id", "?") if isinstance(image, dict) else "?"
             raise ValueError(f"{ann_path}: image {shown}: {err}; fix its entry in 'images'") from None
+        if image_id in images:
+            raise ValueError(
+                f"{ann_path}: two images have the id {image_id}; annotations could not tell them apart"
+            )
         if stem in seen:
             raise ValueError(f"{ann_path}: two images share the file stem {stem!r}; label PNGs would collide")
         seen.add(stem)

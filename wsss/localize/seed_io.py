@@ -114,6 +114,11 @@ def load_seeds(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     maps = maps.astype(np.float32)
     if not np.isfinite(maps).all():
         raise ValueError(f"{path}: maps hold NaN or infinite values; make the seeds for this image again")
+    if maps.size and (maps.min() < 0 or maps.max() > 1 + _NORMALISED_SLACK):
+        raise ValueError(
+            f"{path}: map values span {maps.min():.4g}..{maps.max():.4g}, outside [0, 1], so thresholds would "
+            "mean nothing; write seeds with save_seeds (ReLU, each map divided by its maximum)"
+        )
     return keys, maps
 
 
