@@ -448,3 +448,60 @@ def test_split_lists_with_a_byte_order_mark_or_not_in_utf8(tmp_path):
         read_split(latin)
     with pytest.raises(ValueError, match=f"^{latin}: not a UTF-8 text file"):
         read_class_names(latin)
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("syntax.py", "model = dict(\n", r"not valid Python \(line 1: '\(' was never closed"),
+        (
+            "runs.py",
+            "model = dict(type=Foo)\n",
+            r"the config fails when read \(NameError: name 'Foo' is not defined\)",
+        ),
+        (
+            "base.py",
+            "_base_ = ['nope.py']\n",
+            r".*/nope.py, which it reads \(_base_ or a file it names\), not found",
+        ),
+        ("notes.txt", "model = 1\n", r"a config is a .py file \(or .yml / .yaml / .json\), not .txt"),
+    ],
+)
+def test_broken_config_files_are_one_line_in_every_tool(tool_error, tmp_path, name, text, message):
+    """A config with a syntax error, failing code, a missing _base_ or another suffix: tracebacks before."""
+    from wsss.cli import run_pipeline, test, train
+
+    config = tmp_path / name
+    config.write_text(text)
+    for tool, argv in (
+        (train, [str(config), "--work-dir", str(tmp_path / "work")]),
+        (test, [str(config), str(tmp_path / "x.pth"), "--device", "cpu"]),
+        (run_pipeline, [str(config), "--work-dir", str(tmp_path / "work"), "--data-root", str(tmp_path)]),
+    ):
+        code = tool.main(argv)
+        tool_error(code, f"^error: {config}: {message}")
+
+
+def test_cfg_options_without_a_value_is_a_usage_error(capsys):
+    from wsss.cli import train
+
+    with pytest.raises(SystemExit) as stopped:
+        train.main([CAM_SHAPES, "--cfg-options", "model.backbone.name"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "Traceback" not in err
+    assert "--cfg-options: expected KEY=VALUE items, got 'model.backbone.name'" in err
+
+
+def test_nan_scale_and_junk_npz_files(tool_error, tmp_path):
+    from wsss.cli import make_seeds
+    from wsss.features.io import read_feature_file
+    from wsss.localize.seed_io import load_seeds
+
+    tool_error(make_seeds.main([CAM_SHAPES, str(tmp_path / "x.pth"), "--out", str(tmp_path / "o"), "--scales", "nan"]),
+               r"^error: --scales must lie in 0.1..8")  # fmt: skip
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not an archive at all " * 4)
+    for load in (load_seeds, read_feature_file):
+        with pytest.raises(ValueError, match=r"neither an .npz archive nor an .npy array") as caught:
+            load(junk)
+        assert "allow_pickle" not in str(caught.value) and str(caught.value).startswith(str(junk))

@@ -93,3 +93,10 @@ def save_png_atomic(path: str | os.PathLike, image: np.ndarray | Image.Image) ->
         image = Image.fromarray(np.asarray(image))
     with atomic_write(path) as tmp:
         image.save(tmp, format="PNG")
+
+
+def npz_read_error(err: BaseException) -> str:
+    """Why ``np.load`` failed, without numpy's advice to unpickle a file that is neither .npz nor .npy."""
+    if isinstance(err, ValueError) and "pickled" in str(err):
+        return "neither an .npz archive nor an .npy array"
+    return str(err) or type(err).__name__

@@ -92,13 +92,23 @@ def run(main: Callable[[argparse.Namespace], int | None], parser: argparse.Argum
 # --- common flags ----------------------------------------------------------------------------------
 
 
+class CfgOptionsAction(DictAction):
+    """mmengine's ``KEY=VALUE`` parser, with a usage error (not a traceback) for an item without ``=``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        bad = [value for value in values if "=" not in value]
+        if bad:
+            raise argparse.ArgumentError(self, f"expected KEY=VALUE items, got {bad[0]!r}")
+        super().__call__(parser, namespace, values, option_string)
+
+
 def add_cfg_options(
     parser: argparse.ArgumentParser, flag: str = "--cfg-options", what: str = "the config"
 ) -> None:
     parser.add_argument(
         flag,
         nargs="+",
-        action=DictAction,
+        action=CfgOptionsAction,
         metavar="KEY=VALUE",
         help=f"override keys of {what}, e.g. model.backbone.name=resnet18 train_cfg.max_epochs=2",
     )

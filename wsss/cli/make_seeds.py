@@ -103,7 +103,7 @@ def make_seeds(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
     if args.base_size is not None and args.base_size < 16:
         raise UserError(f"--base-size must be at least 16 pixels, got {args.base_size}")
-    if any(scale < 0.1 or scale > 8 for scale in args.scales):
+    if not all(0.1 <= scale <= 8 for scale in args.scales):  # NaN fails this too
         raise UserError(
             f"--scales must lie in 0.1..8 (a map at 1% of the image is constant), got {args.scales}"
         )

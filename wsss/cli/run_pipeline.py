@@ -7,9 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmengine.config import Config
-
 from wsss.cli.common import UserError, check_output_dir, check_positive, make_parser, run
+from wsss.engine.config import read_config
 from wsss.pipeline.report import headline_value, write_report
 from wsss.pipeline.runner import PipelineRunner, make_context, print_status
 from wsss.pipeline.stage import StageError
@@ -70,7 +69,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         raise UserError(f"{args.config}: pipeline config not found; see configs/pipeline/")
     check_positive(args.gpus, "--gpus", 0)
     check_output_dir(args.work_dir, "--work-dir")
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config, "pipeline config")
     jobs = args.jobs if args.jobs is not None else cfg.get("jobs", 2)
     check_positive(jobs, "--jobs")
     try:

@@ -119,9 +119,9 @@ def _names_from_spec(spec: str) -> tuple[str, ...]:
         raise FileNotFoundError(f"{spec}: not voc, coco or an existing class_names.txt / config file")
     if path.suffix != ".py":
         return read_class_names(path)
-    from mmengine.config import Config
+    from wsss.engine.config import read_config  # not at the top: wsss.engine.config reads class names
 
-    cfg = Config.fromfile(str(path))
+    cfg = read_config(path)
     for key in ("test_dataloader", "val_dataloader", "train_dataloader"):
         dataset = (cfg.get(key) or {}).get("dataset")
         while isinstance(dataset, dict) and "classes" not in dataset and "data_root" not in dataset:

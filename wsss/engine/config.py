@@ -73,6 +73,36 @@ def override_data_root(cfg: Config, data_root: str | os.PathLike) -> None:
         _replace_key(cfg.model, "num_classes", lambda _: len(class_names))
 
 
+def read_config(path: str | os.PathLike, what: str = "config file") -> Config:
+    """``Config.fromfile`` with its failures as one ValueError naming the file: a missing file or
+    ``_base_``, another file type, a syntax error, or code in the config that fails when run."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found; give a path such as configs/bas/cam_shapes.py")
+    try:
+        return Config.fromfile(str(path))
+    except SyntaxError as err:
+        where = f"line {err.lineno}: " if err.lineno else ""
+        raise ValueError(
+            f"{path}: not valid Python ({where}{err.msg}; in it or a _base_ file); fix the config"
+        ) from None
+    except FileNotFoundError as err:
+        missing = err.filename or err
+        raise ValueError(
+            f"{path}: {missing}, which it reads (_base_ or a file it names), not found; fix that path"
+        ) from None
+    except OSError as err:
+        if "supported" in str(err):
+            raise ValueError(
+                f"{path}: a config is a .py file (or .yml / .yaml / .json), not {path.suffix or 'this'}"
+            ) from None
+        raise ValueError(f"{path}: unreadable config ({err})") from None
+    except Exception as err:  # code in a config (or a custom_imports module) that fails when run
+        raise ValueError(
+            f"{path}: the config fails when read ({type(err).__name__}: {err}); fix it"
+        ) from None
+
+
 def load_config(
     path: str | os.PathLike,
     data_root: str | os.PathLike | None = None,
@@ -84,12 +114,7 @@ def load_config(
     last so an explicit option wins over what the data root implies. ``default_scope`` is ``wsss``
     unless the config says otherwise.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: config file not found; give a path such as configs/bas/cam_shapes.py"
-        )
-    cfg = Config.fromfile(str(path))
+    cfg = read_config(path)
     if data_root is not None:
         override_data_root(cfg, data_root)
     if cfg_options:
