@@ -205,3 +205,12 @@ def test_bad_cub_lines_are_named_by_file_and_line(tool_error, cub, checkpoint, t
     ]
     path.write_text("\n".join(lines) + "\n")
     tool_error(evaluate(cub, checkpoint), f"^error: {cub}/{message}")
+
+
+def test_an_empty_or_random_checkpoint_is_one_line(tool_error, cub, tmp_path):
+    """Issue 14, finding 4: empty files and random bytes gave a traceback or 'Unsupported operand'."""
+    empty, noise = tmp_path / "empty.pth", tmp_path / "noise.pth"
+    empty.write_bytes(b"")
+    noise.write_bytes(np.random.default_rng(1).bytes(2048))
+    tool_error(evaluate(cub, empty), rf"^error: {empty}: the checkpoint file is empty")
+    tool_error(evaluate(cub, noise), rf"^error: {noise}: not a checkpoint \(neither a torch zip archive")

@@ -280,3 +280,14 @@ def test_scales_too_small_for_a_map_are_refused(tool_error, voc, bas_checkpoint,
     tool_error(run(BAS_CONFIG, checkpoint, tmp_path / "s", voc, "--scales", "1.0", "0.01"),
                r"^error: --scales must lie in 0.1..8 \(a map at 1% of the image is constant\)")  # fmt: skip
     assert not (tmp_path / "s").exists()
+
+
+def test_a_cut_off_checkpoint_is_one_line(tool_error, voc, bas_checkpoint, tmp_path):
+    """Issue 14, finding 4: a truncated checkpoint gave a traceback."""
+    _, checkpoint = bas_checkpoint
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(checkpoint.read_bytes()[:-100])
+    tool_error(
+        run(BAS_CONFIG, cut, tmp_path / "s", voc), rf"^error: {cut}: not a readable checkpoint, truncated"
+    )
+    assert not (tmp_path / "s").exists()

@@ -81,13 +81,13 @@ def test_finding1_prepare_coco_refuses_bad_annotations_and_leaves_nothing(
     assert not out.exists()  # no empty folders, no image links
 
 
-# Runs in a child with a 1 GiB address-space limit: a coordinate that makes pycocotools rasterise
+# Runs in a child with a 2 GiB address-space limit: a coordinate that makes pycocotools rasterise
 # gigabytes fails the test instead of the machine, and a heap overflow in its decoder shows as a crash.
 FUZZ_CHILD = textwrap.dedent(
     """
     import json, resource, sys
     from pathlib import Path
-    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
     from wsss.data.coco_convert import convert_coco
     from wsss.data.label_io import read_label_png
     cases = json.loads(Path(sys.argv[1]).read_text())
@@ -192,7 +192,7 @@ def test_finding1_fuzz_prepare_coco_converts_or_names_the_refused_annotation(coc
     work.mkdir()
     result = subprocess.run(
         [sys.executable, "-c", FUZZ_CHILD, str(tmp_path / "cases.json"), str(coco_image), str(work)],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        capture_output=True, text=True, cwd=REPO, timeout=120, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     outcomes = json.loads(result.stdout)

@@ -352,3 +352,11 @@ def test_an_unreadable_val_image_is_one_line(tiny_voc, tiny_config, tmp_path, to
     broken = tiny_voc / "JPEGImages" / f"{split_ids(tiny_voc, 'val')[1]}.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
     tool_error(run_tool(tiny_config, checkpoint, tiny_voc), f"^error: {broken}: unreadable image")
+
+
+def test_a_cut_off_checkpoint_is_one_line(tiny_voc, tiny_config, tmp_path, tool_error):
+    """Issue 14, finding 4: a truncated checkpoint gave a traceback."""
+    checkpoint, cut = tmp_path / "random.pth", tmp_path / "cut.pth"
+    save_random_segmenter(tiny_config, tiny_voc, checkpoint)
+    cut.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 3])
+    tool_error(run_tool(tiny_config, cut, tiny_voc), rf"^error: {cut}: not a readable checkpoint, truncated")
