@@ -505,3 +505,14 @@ def test_nan_scale_and_junk_npz_files(tool_error, tmp_path):
         with pytest.raises(ValueError, match=r"neither an .npz archive nor an .npy array") as caught:
             load(junk)
         assert "allow_pickle" not in str(caught.value) and str(caught.value).startswith(str(junk))
+
+
+def test_an_output_folder_that_is_a_dangling_or_looping_link_is_refused(tool_error, tmp_path):
+    from wsss.cli import make_shapes
+
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone" / "deeper")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    for name in ("dangling", "loop"):
+        link = tmp_path / name
+        tool_error(make_shapes.main(["--out", str(link), "--n-train", "2", "--n-val", "1"]),
+                   f"^error: --out {link}: is a link to .*, which is not there \\(or links back\\)")  # fmt: skip

@@ -189,6 +189,11 @@ def _check_writable(path: Path, flag: str, given: Path) -> None:
 def check_output_dir(path: Path, flag: str) -> None:
     """Before any work: ``path`` must be a writable folder, or one that can be made (nothing is created)."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise UserError(
+            f"{flag} {path}: is a link to {os.readlink(path)}, which is not there (or links back); "
+            "remove the link or give another folder"
+        )
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} {path}: is a file; give a folder (or a new name)")
     _check_writable(path, flag, path)
