@@ -413,9 +413,24 @@ def test_eval_seg_refuses_predictions_with_values_beyond_the_classes(tool_error,
     from test_evaluation import write_folders
 
     from wsss.cli import eval_seg
-    from wsss.data.label_io import write_label_png
+    from wsss.data.label_io import read_label_png, write_label_png
 
     pred, gt, id_list, _ = write_folders(tmp_path, count=2)
+    marked = read_label_png(pred / "2007_000000.png")
+    marked[:3] = 254  # MARS's biased pixels and 255 are valid predictions (counted as background)
+    marked[3:5] = 255
+    write_label_png(pred / "2007_000000.png", marked)
+    args = [
+        "--pred",
+        str(pred),
+        "--gt",
+        str(gt),
+        "--classes",
+        str(tmp_path / "classes.txt"),
+        "--list",
+        str(id_list),
+    ]
+    assert eval_seg.main([*args, "--no-progress"]) == 0
     bad = pred / "2007_000001.png"
     write_label_png(bad, np.full((40, 56), 7, np.uint8))
     code = eval_seg.main(["--pred", str(pred), "--gt", str(gt), "--classes", str(tmp_path / "classes.txt"),
