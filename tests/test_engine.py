@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +14,12 @@ import pytest
 import torch
 from conftest import EPOCH_SCHEDULE
 from mmengine.logging import HistoryBuffer
+from test_make_seeds import save_random_model
 from torchmetrics.classification import MultilabelAveragePrecision
 
 from wsss.cli import make_seeds
 from wsss.cli import train as train_tool
-from wsss.engine.checkpoint import install_safe_checkpoint_loader, load_from_local_safely
+from wsss.engine.checkpoint import checkpoint_weights, install_safe_checkpoint_loader, load_from_local_safely
 from wsss.engine.config import load_config
 from wsss.engine.launch import TORCHRUN_VARIABLES, join_torchrun_group
 from wsss.engine.runner import WSSSRunner
@@ -231,6 +233,141 @@ def test_resume_without_checkpoint_starts_fresh(tiny_config: Path, tmp_path: Pat
     start = choose_start(cfg, "auto", None)
     assert start.checkpoint is None and not cfg.resume and cfg.load_from is None
     assert f"no checkpoint in {tmp_path / 'empty'} to resume from" in start.notes[0]
+
+
+# --- issue 14: checkpoints that do not fit, corrupt ones, atomic saves, config mistakes ----------------
+
+
+def test_load_from_and_resume_refuse_weights_that_do_not_fit(tiny_config, tiny_voc, tmp_path, tool_error):
+    """Finding 3: an unrelated checkpoint or another class count never trains on from random weights."""
+    unrelated = tmp_path / "unrelated.pth"
+    torch.save({"state_dict": {"head.weight": torch.ones(2, 2)}, "meta": {}}, unrelated)
+    work = tmp_path / "load"
+    tool_error(train(tiny_config, tiny_voc, work, "--load-from", str(unrelated)),
+               rf"^error: {unrelated}: only 0 of the model's \d+ tensors are in it; .*give a checkpoint of this model")  # fmt: skip
+    assert not list(work.glob("*.pth"))
+    seven = tmp_path / "seven_classes.pth"
+    save_random_model(tiny_config, None, seven)  # the shapes classes, not the 3 of tiny_voc
+    tool_error(train(tiny_config, tiny_voc, work, "--load-from", str(seven)),
+               rf"^error: {seven}: tensor classifier.weight has shape \(6, .*another class count")  # fmt: skip
+    # --resume in a work dir whose checkpoint was trained on a dataset with another class count
+    resume = tmp_path / "resume"
+    resume.mkdir()
+    (resume / "epoch_1.pth").write_bytes(seven.read_bytes())
+    (resume / "last_checkpoint").write_text(str(resume / "epoch_1.pth"))
+    tool_error(train(tiny_config, tiny_voc, resume, "--resume"),
+               rf"^error: {resume / 'epoch_1.pth'}: tensor classifier.weight has shape \(6, ")  # fmt: skip
+
+
+def test_corrupt_checkpoints_are_named_and_never_called_malicious(
+    tiny_config, tiny_voc, tmp_path, tool_error
+):
+    """Finding 4: empty, cut-off, random and text files say what they are, with the file name."""
+    whole = tmp_path / "whole.pth"
+    save_random_model(tiny_config, tiny_voc, whole)
+    data = whole.read_bytes()
+    legacy = tmp_path / "legacy.pth"
+    torch.save({"state_dict": {"w": torch.ones(2)}}, legacy, _use_new_zipfile_serialization=False)
+    cases = {
+        "empty.pth": (b"", "the checkpoint file is empty"),
+        "half.pth": (data[: len(data) // 2], "not a readable checkpoint, truncated or corrupt"),
+        "tail_cut.pth": (data[:-40], "not a readable checkpoint, truncated or corrupt"),
+        "legacy_cut.pth": (legacy.read_bytes()[:-20], "not a readable checkpoint, truncated or corrupt"),
+        "random.pth": (np.random.default_rng(0).bytes(4096), r"not a checkpoint \(neither a torch zip"),
+        "notes.pth": (b"hello\n" * 50, r"not a checkpoint \(neither a torch zip"),
+        "list.pth": (pickle.dumps([1, 2, 3]), r"not a checkpoint \(neither a torch zip"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(ValueError, match=f"^{path}: {message}") as caught:
+            checkpoint_weights(path)
+        assert "objects a checkpoint should not hold" not in str(caught.value)
+    assert checkpoint_weights(legacy)["w"].tolist() == [1.0, 1.0]
+    # through the tool: one line, exit 2, for a cut-off file and for a malicious one
+    tool_error(train(tiny_config, tiny_voc, tmp_path / "a", "--load-from", str(tmp_path / "half.pth")),
+               rf"^error: {tmp_path / 'half.pth'}: not a readable checkpoint, truncated")  # fmt: skip
+    evil = tmp_path / "evil.pth"
+    torch.save(
+        {"state_dict": {"w": torch.ones(2)}, "payload": RunsShellCommand(f"touch {tmp_path / 'pwned'}")}, evil
+    )
+    line = tool_error(train(tiny_config, tiny_voc, tmp_path / "b", "--load-from", str(evil)),
+                      rf"^error: {evil}: refused to load")  # fmt: skip
+    assert "weights_only" not in line and not (tmp_path / "pwned").exists()
+
+
+def test_resume_falls_back_to_the_newest_whole_checkpoint_and_cleans_killed_saves(tiny_config, tmp_path):
+    """Finding 4: last_checkpoint naming a missing or cut-off file resumes from the previous whole one;
+    the temporary file of a save killed half-way is deleted at the next start."""
+    cfg, _ = build_train_config(tiny_config, tmp_path)
+    torch.save({"state_dict": {"w": torch.ones(2)}, "meta": {}}, tmp_path / "epoch_1.pth")
+    (tmp_path / "last_checkpoint").write_text(str(tmp_path / "epoch_2.pth"))
+    leftover = tmp_path / ".epoch_2.pth.999999999.tmp"  # no process has that id
+    leftover.write_bytes(b"PK\x03\x04 half")
+    start = choose_start(cfg, "auto", None)
+    assert start.checkpoint == tmp_path / "epoch_1.pth" and start.resume
+    assert "epoch_2.pth (named in" in start.notes[0] and "resuming from" in start.notes[0]
+    assert not leftover.exists()
+    (tmp_path / "epoch_2.pth").write_bytes((tmp_path / "epoch_1.pth").read_bytes()[:100])  # cut off
+    assert choose_start(cfg, "auto", None).checkpoint == tmp_path / "epoch_1.pth"
+
+
+def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
+    """Finding 4: a save that dies half-way leaves no epoch_N.pth (and no temporary) behind."""
+    from mmengine.runner import Runner
+
+    def half_then_interrupted(self, out_dir, filename, *args, **kwargs):
+        Path(out_dir, filename).write_bytes(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Runner, "save_checkpoint", half_then_interrupted)
+    runner = WSSSRunner.__new__(WSSSRunner)  # save_checkpoint needs no other state of the runner
+    with pytest.raises(KeyboardInterrupt):
+        runner.save_checkpoint(str(tmp_path), "epoch_2.pth")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(
+        Runner, "save_checkpoint", lambda self, out_dir, name, *a, **k: Path(out_dir, name).write_text("x")
+    )
+    runner.save_checkpoint(str(tmp_path), "epoch_2.pth")
+    assert [p.name for p in tmp_path.iterdir()] == ["epoch_2.pth"]
+
+
+@pytest.mark.parametrize(
+    "option, where",
+    [
+        ("model.backbone.name=resnet_nope", r"at model.backbone.name \(Unknown model \(resnet_nope\)\)"),
+        ("model.backbon.name=test_resnet", r"at model.backbon \(.*unexpected keyword argument 'backbon'\)"),
+        ("model.type=Nope", r"at model.type \(Nope is not in the wsss::model registry\)"),
+        ("train_cfg.max_epochs=-1", r"train_cfg.max_epochs must be a whole number of at least 1, got -1"),
+        (
+            "train_dataloader.batch_size=0",
+            r"at train_dataloader.batch_size \(batch_size should be a positive",
+        ),
+        ("optim_wrapper.optimizer.lr=-1", r"at optim_wrapper.optimizer.lr \(Invalid learning rate: -1\)"),
+        ("optim_wrapper.optimizer.type=Nope", r"at optim_wrapper \("),
+    ],
+)
+def test_config_mistakes_name_the_entry(tiny_config, tiny_voc, tmp_path, tool_error, option, where):
+    """Issue 14, finding 9: an unknown backbone, key or type, or a bad value, is one line saying where."""
+    work = tmp_path / re.sub(r"\W", "_", option)  # its name keeps mmengine's loggers of the cases apart
+    if option.startswith("train_cfg.max_epochs="):  # train() sets max_epochs itself
+        code = train(tiny_config, tiny_voc, work, max_epochs=int(option.split("=")[1]))
+    else:
+        code = train(tiny_config, tiny_voc, work, "--cfg-options", option)
+    tool_error(code, f"^error: {tiny_config}: .*{where}")
+    assert not list(work.glob("*.pth"))
+
+
+def test_an_unreadable_val_image_stops_training_validation_with_one_line(
+    tiny_config, tiny_voc, tmp_path, tool_error
+):
+    """Issue 14, finding 11: the validation after the first epoch met an unreadable image: a traceback."""
+    broken = tiny_voc / "JPEGImages" / "tiny_007.jpg"  # a val image
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    tool_error(
+        train(tiny_config, tiny_voc, tmp_path / "val_broken", max_epochs=1),
+        f"^error: {broken}: unreadable image",
+    )
 
 
 # --- CAM model and the mAP metric -----------------------------------------------------------------------

@@ -163,3 +163,54 @@ def test_bad_inputs(tool_error, cub, checkpoint, tmp_path):
         "wsol_test_dataloader = dict(dataset=dict(pipeline=[dict(type='CenterCrop', height=8, width=8)]))\n"
     )
     tool_error(evaluate(cub, checkpoint, config=cropping), "the test pipeline has CenterCrop, which move")
+
+
+@pytest.mark.parametrize(
+    "table, line, message",
+    [
+        (
+            "image_class_labels.txt",
+            "3 7",
+            r"image_class_labels.txt: class 7 is beyond the 2 classes of .*classes.txt",
+        ),
+        (
+            "image_class_labels.txt",
+            None,
+            r"image_class_labels.txt: no line for 1 of the 4 images .*\(first: 3\)",
+        ),
+        ("image_class_labels.txt", "3 two", r"image_class_labels.txt: line 3: 'two' is not a number"),
+        ("image_class_labels.txt", "3", r"image_class_labels.txt: line 3: expected 'id class', got '3'"),
+        ("bounding_boxes.txt", None, r"bounding_boxes.txt: no box for 1 of the 3 test images \(first: 3\)"),
+        ("bounding_boxes.txt", "3 10.0 5.0 -4.0 30.0", r"bounding_boxes.txt: line 3: box of size -4x30"),
+        (
+            "bounding_boxes.txt",
+            "3 10.0 5.0 nan 30.0",
+            r"bounding_boxes.txt: line 3: 'nan' is not a finite number",
+        ),
+        ("train_test_split.txt", None, r"train_test_split.txt: no line for 1 of the 4 images"),
+        (
+            "train_test_split.txt",
+            "3 yes",
+            r"train_test_split.txt: line 3: 'yes' must be 1 \(train\) or 0 \(test\)",
+        ),
+        ("images.txt", "3", r"images.txt: line 3: expected 'id relative/path.jpg', got '3'"),
+    ],
+)
+def test_bad_cub_lines_are_named_by_file_and_line(tool_error, cub, checkpoint, table, line, message):
+    """Issue 14, finding 10: image 3 (a test image) gets a bad or missing line in one table."""
+    path = cub / table
+    lines = path.read_text().splitlines()
+    lines = [
+        line if row.split()[0] == "3" else row for row in lines if line is not None or row.split()[0] != "3"
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    tool_error(evaluate(cub, checkpoint), f"^error: {cub}/{message}")
+
+
+def test_an_empty_or_random_checkpoint_is_one_line(tool_error, cub, tmp_path):
+    """Issue 14, finding 4: empty files and random bytes gave a traceback or 'Unsupported operand'."""
+    empty, noise = tmp_path / "empty.pth", tmp_path / "noise.pth"
+    empty.write_bytes(b"")
+    noise.write_bytes(np.random.default_rng(1).bytes(2048))
+    tool_error(evaluate(cub, empty), rf"^error: {empty}: the checkpoint file is empty")
+    tool_error(evaluate(cub, noise), rf"^error: {noise}: not a checkpoint \(neither a torch zip archive")

@@ -242,3 +242,52 @@ def test_bad_inputs_are_one_line_errors(tool_error, voc, bas_checkpoint, tmp_pat
     tool_error(
         run(BAS_CONFIG, checkpoint, tmp_path / "c", voc, "--split", "empty"), "empty.txt: split list is empty"
     )
+
+
+def test_resume_redoes_seed_files_that_are_empty_or_cut_off(voc, bas_checkpoint, tmp_path, capsys):
+    """Issue 14, finding 6: a 0-byte or truncated .npz of a killed run is not counted as done."""
+    _, checkpoint = bas_checkpoint
+    out = tmp_path / "seeds"
+    run(BAS_CONFIG, checkpoint, out, voc, "--scales", "1.0", "--no-flip")
+    whole = load_seeds(out / "tiny_002.npz")
+    (out / "tiny_001.npz").write_bytes(b"")
+    cut = out / "tiny_002.npz"
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    capsys.readouterr()
+    run(BAS_CONFIG, checkpoint, out, voc, "--scales", "1.0", "--no-flip")
+    assert "2 written, 4 already there" in capsys.readouterr().out
+    load_seeds(out / "tiny_001.npz")
+    np.testing.assert_array_equal(load_seeds(out / "tiny_002.npz")[1], whole[1])
+
+
+def test_fuse_seeds_names_the_input_with_nan_maps(tool_error, tmp_path):
+    """Issue 14, finding 5: the error names the bad input file, not fuse_seeds' own output."""
+    bas, cam, out = tmp_path / "bas", tmp_path / "cam", tmp_path / "out"
+    save_seeds(seed_path(cam, "a"), [1], np.full((1, 5, 4), 0.5))
+    bas.mkdir()
+    with open(seed_path(bas, "a"), "wb") as handle:
+        np.savez_compressed(handle, keys=np.array([1]), maps=np.full((1, 5, 4), np.nan, np.float16))
+    tool_error(
+        fuse_seeds.main(["--seeds", str(bas), "--cam", str(cam), "--out", str(out), "--no-progress"]),
+        f"^error: {seed_path(bas, 'a')}: maps hold NaN",
+    )
+    assert not seed_path(out, "a").exists()
+
+
+def test_scales_too_small_for_a_map_are_refused(tool_error, voc, bas_checkpoint, tmp_path):
+    """Issue 14, finding 11: --scales 0.01 gave constant maps without a word."""
+    _, checkpoint = bas_checkpoint
+    tool_error(run(BAS_CONFIG, checkpoint, tmp_path / "s", voc, "--scales", "1.0", "0.01"),
+               r"^error: --scales must lie in 0.1..8 \(a map at 1% of the image is constant\)")  # fmt: skip
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_cut_off_checkpoint_is_one_line(tool_error, voc, bas_checkpoint, tmp_path):
+    """Issue 14, finding 4: a truncated checkpoint gave a traceback."""
+    _, checkpoint = bas_checkpoint
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(checkpoint.read_bytes()[:-100])
+    tool_error(
+        run(BAS_CONFIG, cut, tmp_path / "s", voc), rf"^error: {cut}: not a readable checkpoint, truncated"
+    )
+    assert not (tmp_path / "s").exists()

@@ -205,3 +205,13 @@ def test_cfg_options_override_a_stage_option_from_the_command_line(toy, capsys):
     assert run(config, work, data) == 0  # the config's own text again: a changed command, so a reruns
     assert "[rerun] a: its command or config changed" in capsys.readouterr().out
     assert (work / "a" / "out.txt").read_text() == "a"
+
+
+def test_jobs_below_one_is_refused(toy, tool_error):
+    """Issue 14, finding 11: --jobs 0 used to run."""
+    tmp_path, data = toy
+    config = write_pipeline(tmp_path, "a=dict(type='Echo', text='a')")
+    tool_error(
+        run(config, tmp_path / "work", data, "--jobs", "0"), "^error: --jobs must be at least 1, got 0"
+    )
+    assert not (tmp_path / "work").exists()

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from wsss.cli import eval_seeds, eval_seg, make_pseudo_labels
+from wsss.data.classes import write_class_names
 from wsss.data.label_io import read_label_png, write_label_png
 from wsss.evaluation.confusion import confusion_matrix
 from wsss.evaluation.seeds import DEFAULT_THRESHOLDS, ThresholdSweep, parse_thresholds
@@ -573,3 +574,45 @@ def test_real_voc_sample_seeds_from_gt(tmp_path, capsys):
         labels = read_label_png(tmp_path / "p" / f"{image_id}.png")
         valid = (gt != 255) & (labels != 255)
         assert labels.shape == gt.shape and (labels[valid] == gt[valid]).mean() > 0.95
+
+
+# ---------------------------------------------------------------- issue 14: non-finite seeds, resume checks
+
+
+def write_nan_seed(path: Path) -> None:
+    """A seed file as a buggy localizer would write it (save_seeds refuses NaN, so np.savez directly)."""
+    maps = np.full((1, 40, 48), np.nan, np.float16)
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, keys=np.array([1]), maps=maps)
+
+
+def test_nan_seed_maps_are_refused_naming_the_seed_file(dataset, tool_error):
+    """Finding 5: NaN maps used to become all-background labels, exit 0."""
+    bad = dataset / "seeds" / f"{IDS[1]}.npz"
+    write_nan_seed(bad)
+    tool_error(run_eval(dataset), f"^error: {bad}: maps hold NaN or infinite values")
+    tool_error(make(dataset, "pseudo", "--bg-threshold", "0.3", "--workers", "1"),
+               f"^error: {bad}: maps hold NaN or infinite values")  # fmt: skip
+    assert not (dataset / "pseudo" / f"{IDS[1]}.png").exists()
+
+
+def test_resume_redoes_label_pngs_that_are_cut_off_empty_or_of_another_size(dataset):
+    """Finding 6: a rerun keeps only whole PNGs of the image's size."""
+    run_make(dataset, "pseudo", "--bg-threshold", "0.3", "--workers", "1")
+    out = dataset / "pseudo"
+    first = {image_id: read_label_png(out / f"{image_id}.png") for image_id in IDS}
+    write_label_png(out / f"{IDS[0]}.png", np.zeros((10, 10), np.uint8))  # whole, but another size
+    (out / f"{IDS[1]}.png").write_bytes(b"")
+    cut = out / f"{IDS[2]}.png"
+    cut.write_bytes(cut.read_bytes()[:60])
+    manifest = run_make(dataset, "pseudo", "--bg-threshold", "0.3", "--workers", "1")
+    assert manifest["counts"]["written"] == 3 and manifest["counts"]["existing"] == 0
+    for image_id in IDS:
+        np.testing.assert_array_equal(read_label_png(out / f"{image_id}.png"), first[image_id])
+
+
+def test_eval_seeds_refuses_class_names_of_another_dataset(dataset, tool_error):
+    """Issue 14, finding 11: --classes voc on a 4-class dataset used to print VOC names for its classes."""
+    write_class_names(dataset / "class_names.txt", ("background", "cat", "dog", "bird"))
+    tool_error(run_eval(dataset, "--classes", "voc"),
+               f"^error: {dataset / 'class_names.txt'}: the dataset has 4 classes .* but --classes voc gives 21")  # fmt: skip

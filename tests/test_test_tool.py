@@ -306,3 +306,57 @@ def test_real_voc_images_are_scored_at_their_own_size(tmp_path):
     saved = json.loads(result_json.read_text())
     assert len(saved["per_class"]) == 21 and saved["per_class"][1]["class"] == "aeroplane"
     assert np.sum(saved["confusion_matrix"]) == np.count_nonzero(gt != 255)
+
+
+def test_resume_refuses_predictions_of_another_checkpoint_or_settings(
+    tiny_voc, tiny_config, tmp_path, tool_error
+):
+    """Issue 14, finding 2: --resume must not score PNGs another checkpoint, --tta or --crf made."""
+    first, second = tmp_path / "first.pth", tmp_path / "second.pth"
+    save_random_segmenter(tiny_config, tiny_voc, first)
+    save_random_segmenter(tiny_config, tiny_voc, second)
+    out = tmp_path / "pred"
+    assert run_tool(tiny_config, first, tiny_voc, "--out", str(out)) == 0
+    manifest = out / "manifest.json"
+    line = tool_error(run_tool(tiny_config, second, tiny_voc, "--out", str(out), "--resume"))
+    assert line.startswith(f"error: {manifest}: records other settings (checkpoint=") and "second.pth" in line
+    tool_error(run_tool(tiny_config, first, tiny_voc, "--out", str(out), "--resume", "--tta"),
+               f"^error: {manifest}: records other settings .*flip=False.*use a new folder")  # fmt: skip
+    # PNGs without a manifest were not made by this tool (or by an older version): refused too
+    manifest.unlink()
+    tool_error(run_tool(tiny_config, first, tiny_voc, "--out", str(out), "--resume"),
+               f"^error: --out {out}: holds \\*.png files but no manifest.json")  # fmt: skip
+
+
+def test_predict_only_with_json_is_refused_and_show_dir_temporaries_are_cleaned(
+    tiny_voc, tiny_config, tmp_path, tool_error
+):
+    """Issue 14: --predict-only --json wrote nothing (finding 11); a killed run's .tmp.png stayed in
+    --show-dir (finding 7)."""
+    checkpoint = tmp_path / "random.pth"
+    save_random_segmenter(tiny_config, tiny_voc, checkpoint)
+    out, show = tmp_path / "pred", tmp_path / "show"
+    tool_error(run_tool(tiny_config, checkpoint, tiny_voc, "--predict-only", "--out", str(out), "--json",
+                        str(tmp_path / "r.json")), "^error: --predict-only reads no ground truth, so --json")  # fmt: skip
+    show.mkdir()
+    leftover = show / f".{split_ids(tiny_voc, 'val')[0]}.999999999.tmp.png"  # no process has that id
+    leftover.write_bytes(b"half an overlay")
+    assert run_tool(tiny_config, checkpoint, tiny_voc, "--show-dir", str(show)) == 0
+    assert sorted(p.name for p in show.iterdir()) == [f"{i}.png" for i in split_ids(tiny_voc, "val")]
+
+
+def test_an_unreadable_val_image_is_one_line(tiny_voc, tiny_config, tmp_path, tool_error):
+    """Issue 14, finding 11: an unreadable image in the split stopped evaluation with a traceback."""
+    checkpoint = tmp_path / "random.pth"
+    save_random_segmenter(tiny_config, tiny_voc, checkpoint)
+    broken = tiny_voc / "JPEGImages" / f"{split_ids(tiny_voc, 'val')[1]}.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    tool_error(run_tool(tiny_config, checkpoint, tiny_voc), f"^error: {broken}: unreadable image")
+
+
+def test_a_cut_off_checkpoint_is_one_line(tiny_voc, tiny_config, tmp_path, tool_error):
+    """Issue 14, finding 4: a truncated checkpoint gave a traceback."""
+    checkpoint, cut = tmp_path / "random.pth", tmp_path / "cut.pth"
+    save_random_segmenter(tiny_config, tiny_voc, checkpoint)
+    cut.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 3])
+    tool_error(run_tool(tiny_config, cut, tiny_voc), rf"^error: {cut}: not a readable checkpoint, truncated")

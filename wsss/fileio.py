@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from wsss.parallel import process_alive
+
 TMP_MARK = ".tmp"
 
 
@@ -56,23 +58,11 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
         if not (name.startswith(".") and TMP_MARK in name and entry.is_file()):
             continue
         pid_text = name[1:].rsplit(TMP_MARK, 1)[0].rsplit(".", 1)[-1]
-        if pid_text.isdigit() and _process_alive(int(pid_text)):
+        if pid_text.isdigit() and process_alive(int(pid_text)):
             continue
         Path(entry.path).unlink(missing_ok=True)
         removed += 1
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -103,3 +93,10 @@ def save_png_atomic(path: str | os.PathLike, image: np.ndarray | Image.Image) ->
         image = Image.fromarray(np.asarray(image))
     with atomic_write(path) as tmp:
         image.save(tmp, format="PNG")
+
+
+def npz_read_error(err: BaseException) -> str:
+    """Why ``np.load`` failed, without numpy's advice to unpickle a file that is neither .npz nor .npy."""
+    if isinstance(err, ValueError) and "pickled" in str(err):
+        return "neither an .npz archive nor an .npy array"
+    return str(err) or type(err).__name__

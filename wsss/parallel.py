@@ -7,6 +7,8 @@ import math
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing import Pool
 from typing import Any
@@ -47,31 +49,89 @@ def follow_thread_share() -> int | None:
     return threads
 
 
-def die_with_parent() -> None:
-    """Have the kernel stop this process when its parent dies (Linux; a no-op elsewhere).
+DIE_WITH_PARENT_VARIABLE = "WSSS_DIE_WITH_PARENT"
+EXIT_PARENT_GONE = 143  # as if terminated
 
-    For pool workers and stage subprocesses: a parent killed with SIGKILL cannot stop its children,
-    which would otherwise go on writing files into a run that is over.
+
+def die_with_parent(parent_pid: int | None = None) -> bool:
+    """Have the kernel kill this process when its parent dies (Linux's ``PR_SET_PDEATHSIG``).
+
+    For stage subprocesses (as a ``preexec_fn``) and pool workers: a parent killed with SIGKILL cannot
+    stop its children, which would otherwise go on writing files into a run that is over. With
+    ``parent_pid``, a parent that died before this call (the child was reparented) ends it at once.
+    Returns False where the kernel offers no such signal (not Linux): see :func:`watch_parent`.
     """
     if not sys.platform.startswith("linux"):
-        return
+        return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
+        pr_set_pdeathsig = 1
+        if libc.prctl(pr_set_pdeathsig, signal.SIGKILL) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return True
+
+
+def watch_parent(parent_pid: int | None = None, interval: float = 1.0) -> None:
+    """End this process when its parent dies: the kernel's signal on Linux, else (portable fallback) a
+    daemon thread that exits once the parent process id changes (the orphan was reparented)."""
+    parent_pid = os.getppid() if parent_pid is None else parent_pid
+    if die_with_parent(parent_pid):
         return
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(EXIT_PARENT_GONE)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
-def worker_init() -> None:
+def watch_parent_if_asked() -> None:
+    """For the tools: die with the parent when started under the pipeline runner, which puts its
+    process id in ``$WSSS_DIE_WITH_PARENT``, so a stage's processes (torchrun's workers too) end with it.
+
+    A process that starts after the pipeline is already gone (killed while this one was starting)
+    exits at once.
+    """
+    value = os.environ.get(DIE_WITH_PARENT_VARIABLE, "")
+    if not value:
+        return
+    if value.isdigit() and not process_alive(int(value)):
+        os._exit(EXIT_PARENT_GONE)
+    watch_parent()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs; a zombie (dead, not yet reaped) counts as gone where /proc tells."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        pass
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def worker_init(parent_pid: int | None = None) -> None:
     """Initializer of the toolkit's pool workers: die with the parent, leave Ctrl-C to it."""
-    die_with_parent()
+    watch_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def process_pool(workers: int):
     """A ``multiprocessing`` pool of ``workers`` whose processes die with this one (see :func:`worker_init`)."""
-    return Pool(workers, initializer=worker_init)
+    return Pool(workers, initializer=worker_init, initargs=(os.getpid(),))
 
 
 def map_id_chunks(

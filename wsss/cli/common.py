@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from mmengine.config import DictAction
 
-from wsss.parallel import usable_cores
+from wsss.parallel import usable_cores, watch_parent_if_asked
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -76,6 +76,7 @@ def run(main: Callable[[argparse.Namespace], int | None], parser: argparse.Argum
         argv: Sequence[str] | None = None) -> int:  # fmt: skip
     """Parse ``argv``, call ``main(args)`` and turn input errors into one line and exit code 2."""
     args = parser.parse_args(argv)
+    watch_parent_if_asked()  # a pipeline stage ends with the pipeline, even one killed with SIGKILL
     try:
         return int(main(args) or 0)
     except INPUT_ERRORS as err:
@@ -91,6 +92,16 @@ def run(main: Callable[[argparse.Namespace], int | None], parser: argparse.Argum
 # --- common flags ----------------------------------------------------------------------------------
 
 
+class CfgOptionsAction(DictAction):
+    """mmengine's ``KEY=VALUE`` parser, with a usage error (not a traceback) for an item without ``=``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        bad = [value for value in values if "=" not in value]
+        if bad:
+            raise argparse.ArgumentError(self, f"expected KEY=VALUE items, got {bad[0]!r}")
+        super().__call__(parser, namespace, values, option_string)
+
+
 def add_cfg_options(
     parser: argparse.ArgumentParser,
     flag: str = "--cfg-options",
@@ -100,7 +111,7 @@ def add_cfg_options(
     parser.add_argument(
         flag,
         nargs="+",
-        action=DictAction,
+        action=CfgOptionsAction,
         metavar="KEY=VALUE",
         help=f"override keys of {what}, e.g. {example}",
     )
@@ -181,6 +192,11 @@ def _check_writable(path: Path, flag: str, given: Path) -> None:
 def check_output_dir(path: Path, flag: str) -> None:
     """Before any work: ``path`` must be a writable folder, or one that can be made (nothing is created)."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise UserError(
+            f"{flag} {path}: is a link to {os.readlink(path)}, which is not there (or links back); "
+            "remove the link or give another folder"
+        )
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} {path}: is a file; give a folder (or a new name)")
     _check_writable(path, flag, path)

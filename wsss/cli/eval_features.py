@@ -42,10 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    check_output_file(args.json, "--json")
     check_input_dir(args.features, "--features", "folder of feature files")
     check_input_dir(args.gt, "--gt", "folder of ground-truth PNGs")
     check_input_dir(args.context, "--context", "context-mask folder")
-    check_output_file(args.json, "--json")
     ids = read_split(args.list)
     class_names = class_names_from_spec(args.classes, args.gt.parent)
     result = probe_features(args.features, args.gt, ids, class_names, args.context, not args.no_progress)

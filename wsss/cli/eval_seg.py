@@ -17,9 +17,10 @@ from wsss.evaluation.tables import format_table, save_json
 DESCRIPTION = """\
 Prints the mmsegmentation-style table (per-class IoU and Acc, then aAcc / mIoU / mAcc, percent) and
 optionally writes everything, per-class FP/FN ratios and the confusion matrix included, as JSON.
-Pixels whose ground truth is 255 are ignored; predictions of 254 (MARS's biased pixels) and other
-values outside the class list count as background; classes absent from both ground truth and
-prediction are left out of the means.
+Pixels whose ground truth is 255 are ignored; predictions of 254 (MARS's biased pixels) and 255
+count as background; any other value beyond the class list stops the run with the file named (PNGs of
+another dataset, or the wrong --classes); classes absent from both ground truth and prediction are
+left out of the means.
 
   python tools/eval_seg.py --pred work_dirs/pseudo --gt VOCdevkit/VOC2012/SegmentationClass \\
       --list VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt --classes voc --json result.json

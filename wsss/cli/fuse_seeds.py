@@ -39,12 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fuse(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, "--out")
     settings = {"fused_from": {"bas": str(args.seeds.resolve()), "cam": str(args.cam.resolve())}}
     ids = list(dict.fromkeys(read_split(args.list))) if args.list is not None else list_seed_ids(args.seeds)
     check_seeds_exist(args.seeds, ids)
     check_seeds_exist(args.cam, ids)
     check_seed_out_dir(args.out, settings)
-    check_output_dir(args.out, "--out")
     write_seed_manifest(args.out, settings, fusion="normalise(normalise(CAM) + normalise(BAS))")
     counts = fuse_seed_folders(args.seeds, args.cam, args.out, ids, progress=not args.no_progress)
     print(f"{counts.assigned} images in {args.out}: {counts.written} fused, {counts.existing} already there")

@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make(args: argparse.Namespace) -> int:
     check_positive(args.workers, "--workers")
+    check_output_dir(args.out, "--out")
     if args.from_sweeps is not None:
         if args.seeds is not None:
             raise UserError("--from-sweeps names the seeds folder itself; drop --seeds")
@@ -88,7 +89,6 @@ def make(args: argparse.Namespace) -> int:
     if args.crf:
         require_crf()
     ids = list(dict.fromkeys(read_split(args.list))) if args.list is not None else list_seed_ids(seeds)
-    check_output_dir(args.out, "--out")
     manifest = make_pseudo_labels(seeds, args.images, args.out, ids, rule, args.workers, not args.no_progress)
     counts, fractions = manifest["counts"], manifest["pixel_fractions"]
     print(f"{counts['images']} images in {args.out}: {counts['written']} written, {counts['existing']} already there; "

@@ -103,15 +103,15 @@ def make_seeds(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be 0 or more, got {args.workers}")
     if args.base_size is not None and args.base_size < 16:
         raise UserError(f"--base-size must be at least 16 pixels, got {args.base_size}")
-    if any(scale < 0.1 or scale > 8 for scale in args.scales):
+    if not all(0.1 <= scale <= 8 for scale in args.scales):  # NaN fails this too
         raise UserError(
             f"--scales must lie in 0.1..8 (a map at 1% of the image is constant), got {args.scales}"
         )
     check_device(args.device)
+    check_output_dir(args.out, "--out")
     device = device_for(args.device, args.launcher)
     settings = run_settings(args)
     check_seed_out_dir(args.out, settings)
-    check_output_dir(args.out, "--out")
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     try:
         cfg = load_config(args.config, data_root=args.data_root, cfg_options=args.cfg_options)

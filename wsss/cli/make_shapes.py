@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from wsss.cli.common import check_positive, make_parser, run
+from wsss.cli.common import check_output_dir, check_positive, make_parser, run
 from wsss.data.shapes import (
     DIFFICULTIES,
     MIN_IMAGE_SIZE,
@@ -75,6 +75,7 @@ def make(args: argparse.Namespace) -> int:
     for flag, value, minimum in (("--n-train", args.n_train, 1), ("--n-val", args.n_val, 1),
                                  ("--size", args.size, MIN_IMAGE_SIZE), ("--seed", args.seed, 0), ("--workers", args.workers, 1)):  # fmt: skip
         check_positive(value, flag, minimum)
+    check_output_dir(args.out, "--out")
     summary = make_shapes_dataset(args.out, args.n_train, args.n_val, args.size, args.seed, workers=args.workers,
                                   overwrite=args.overwrite, difficulty=args.difficulty)  # fmt: skip
     total = summary["written"] + summary["skipped"]

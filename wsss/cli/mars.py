@@ -7,12 +7,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmengine.config import Config
-
 from wsss.cli import common
 from wsss.data.classes import class_names_from_spec, resolve_class_names
 from wsss.data.dataset import read_split
 from wsss.debias.run import load_settings, run_mars
+from wsss.engine.config import read_config
 
 DESCRIPTION = """\
 Per image and class of the base pseudo labels (--pseudo, any WSSS method's label PNGs), k-means on that
@@ -59,7 +58,7 @@ def debias(args: argparse.Namespace) -> int:
     common.check_output_dir(args.out, "--out")
     if not Path(args.config).is_file():
         raise common.UserError(f"{args.config}: config not found; see configs/debias/")
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     settings = load_settings(dict(cfg.get("mars", {})))

@@ -6,8 +6,9 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from wsss.cli.common import add_workers, check_positive, make_parser, run
+from wsss.cli.common import add_workers, check_output_dir, check_positive, make_parser, run
 from wsss.data.coco_convert import CROWD_POLICIES, convert_coco
 
 DESCRIPTION = """\
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def prepare(args: argparse.Namespace) -> int:
     check_positive(args.workers, "--workers")
+    check_output_dir(Path(args.out), "--out")
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     summary = convert_coco(args.ann, args.images, args.out, crowd=args.crowd, keep_empty=args.keep_empty,
                            workers=args.workers, skip_bad=args.skip_bad)  # fmt: skip

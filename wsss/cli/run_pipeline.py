@@ -7,9 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmengine.config import Config
-
-from wsss.cli.common import UserError, add_cfg_options, check_positive, make_parser, run
+from wsss.cli.common import UserError, add_cfg_options, check_output_dir, check_positive, make_parser, run
+from wsss.engine.config import read_config
 from wsss.pipeline.report import headline_value, write_report
 from wsss.pipeline.runner import PipelineRunner, make_context, print_status
 from wsss.pipeline.stage import StageError
@@ -73,7 +72,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     if not Path(args.config).is_file():
         raise UserError(f"{args.config}: pipeline config not found; see configs/pipeline/")
     check_positive(args.gpus, "--gpus", 0)
-    cfg = Config.fromfile(args.config)
+    check_output_dir(args.work_dir, "--work-dir")
+    cfg = read_config(args.config, "pipeline config")
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     jobs = args.jobs if args.jobs is not None else cfg.get("jobs", 2)

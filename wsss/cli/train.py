@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from mmengine.model import is_model_wrapper
 
@@ -14,11 +15,13 @@ from wsss.cli.common import (
     add_cfg_options,
     add_data_root,
     add_launcher,
+    check_output_dir,
     make_parser,
     one_line,
     run,
 )
 from wsss.engine.checkpoint import install_safe_checkpoint_loader
+from wsss.engine.config import locate_in_config
 from wsss.engine.launch import prepare_launcher
 from wsss.engine.runner import WSSSRunner
 from wsss.engine.training import build_train_config, check_start, choose_start
@@ -74,25 +77,46 @@ def train(args: argparse.Namespace) -> int:
     cfg, notes = build_train_config(
         args.config, args.work_dir, args.data_root, args.cfg_options, args.seed, args.amp
     )
+    check_output_dir(Path(cfg.work_dir), "--work-dir" if args.work_dir else "the config's work_dir")
     start = choose_start(cfg, args.resume, args.load_from)
     for note in (*notes, *start.notes):
         print(f"warning: {note}", file=sys.stderr)
     prepare_launcher(cfg, args.launcher)
+    # Build the model, the loaders, the evaluator and the optimizer now, so a bad entry fails here, in one line.
+    section = "model"
     try:
         runner = WSSSRunner.from_cfg(cfg)
-        # Build the loaders and the evaluator now, so a bad dataset fails here with a short message.
+        section = "train_dataloader or train_cfg"
         runner.train_loop  # noqa: B018
+        section = "val_dataloader or val_evaluator"
         runner.val_loop  # noqa: B018
-    except (KeyError, TypeError, RuntimeError, AssertionError) as err:
-        raise UserError(
-            f"{args.config}: the config does not build ({one_line(err)}); fix the key it names"
-        ) from None
+        section = "optim_wrapper"
+        runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    except (KeyError, TypeError, RuntimeError, AssertionError, ValueError) as err:
+        raise config_error(args.config, cfg, err, args.cfg_options, section) from None
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     loading = check_start(model, start)
     if loading:
         print(loading)
     runner.train()
     return 0
+
+
+def config_error(config: str, cfg, err: BaseException, given: dict | None, section: str) -> BaseException:
+    """A builder's error as one line naming the config and the entry at fault (found from what the
+    message quotes, else the section being built); errors that already name their file (a dataset
+    folder, a split list) are kept as they are."""
+    if isinstance(err, KeyError) and err.args and isinstance(err.args[0], str):
+        full = err.args[0]  # str(KeyError) would add quotes around the whole message
+    else:
+        full = one_line(err)
+    if isinstance(err, ValueError) and "/" in full.split(": ", 1)[0]:
+        return err
+    where = locate_in_config(cfg, full, given) or [section]
+    message = full.split(" Please check whether", 1)[0].strip().rstrip(".")
+    return UserError(
+        f"{config}: the config does not build at {' or '.join(where)} ({message}); fix that entry"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

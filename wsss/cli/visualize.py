@@ -58,6 +58,7 @@ def draw(args: argparse.Namespace) -> int:
         raise UserError("give at least one of --seeds, --heat, --labels, --gt")
     if args.n < 1 or args.cell < 16:
         raise UserError(f"--n must be at least 1 and --cell at least 16, got {args.n} and {args.cell}")
+    check_output_file(args.out, "--out")
     check_input_dir(args.images, "--images", "folder of the original images")
     for flag, folders in (
         ("--seeds", args.seeds),
@@ -66,7 +67,6 @@ def draw(args: argparse.Namespace) -> int:
     ):
         for folder in folders:
             check_input_dir(folder, flag)
-    check_output_file(args.out, "--out")
     root = args.images.parent
     class_names = (
         class_names_from_spec(args.classes, root) if args.classes else resolve_class_names(None, root)

@@ -36,8 +36,14 @@ def read_class_names(path: str | os.PathLike) -> tuple[str, ...]:
         raise FileNotFoundError(
             f"{path}: class file not found; write one class name per line, background first"
         )
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start}); one class name per line"
+        ) from None
     names = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             names.append(line)
@@ -113,13 +119,15 @@ def _names_from_spec(spec: str) -> tuple[str, ...]:
         raise FileNotFoundError(f"{spec}: not voc, coco or an existing class_names.txt / config file")
     if path.suffix != ".py":
         return read_class_names(path)
-    from mmengine.config import Config
+    from wsss.engine.config import read_config  # not at the top: wsss.engine.config reads class names
 
-    cfg = Config.fromfile(str(path))
+    cfg = read_config(path)
     for key in ("test_dataloader", "val_dataloader", "train_dataloader"):
         dataset = (cfg.get(key) or {}).get("dataset")
         while isinstance(dataset, dict) and "classes" not in dataset and "data_root" not in dataset:
             dataset = dataset.get("dataset") or (dataset.get("datasets") or [None])[0]  # wrappers, mixes
         if isinstance(dataset, dict):
             return resolve_class_names(dataset.get("classes"), dataset.get("data_root"))
-    raise ValueError(f"{path}: no dataloader dataset with `classes` or `data_root`; pass voc, coco or a class file")
+    raise ValueError(
+        f"{path}: no dataloader dataset with `classes` or `data_root`; pass voc, coco or a class file"
+    )

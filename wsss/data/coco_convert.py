@@ -55,6 +55,9 @@ CrowdPolicy = Literal["class", "ignore"]
 CROWD_POLICIES: tuple[str, ...] = ("class", "ignore")
 CLS_LABELS_FILE = "cls_labels.json"
 REQUIRED_KEYS = ("images", "annotations", "categories")
+# A label map is painted in memory at the json's size: refuse sizes no photo has (a typo, or a
+# corrupt json) before they allocate gigabytes. 2**28 pixels is a 256 MB uint8 map.
+MAX_IMAGE_PIXELS = 2**28
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +126,20 @@ def load_instances(ann_path: str | os.PathLike) -> dict:
 
 def category_indices(categories: Sequence[dict], ann_path: str | os.PathLike) -> dict[int, int]:
     """Map raw category ids to 1-based class indices in id order."""
-    ids = [int(category["id"]) for category in categories]
+    if not isinstance(categories, list) or not all(
+        isinstance(category, dict) and "id" in category and isinstance(category.get("name"), str)
+        and category["name"].strip() and "\n" not in category["name"]
+        for category in categories
+    ):  # fmt: skip
+        raise ValueError(
+            f"{ann_path}: 'categories' must be a list of objects with an 'id' and a one-line 'name'"
+        )
+    try:
+        ids = [int(category["id"]) for category in categories]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{ann_path}: a category id is not a whole number; fix the 'categories' list"
+        ) from None
     if len(set(ids)) != len(ids):
         raise ValueError(f"{ann_path}: category ids repeat; fix the 'categories' list")
     if len(ids) > IGNORE_INDEX - 1:
@@ -182,11 +198,50 @@ def check_segmentation(segmentation: Any, height: int, width: int) -> Any:
         counts = segmentation["counts"]
         if isinstance(counts, list):
             if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != height * width:
-                raise ValueError(f"uncompressed RLE counts must be non-negative integers summing to {height * width}")
-        elif not isinstance(counts, (str, bytes)):
+                raise ValueError(
+                    f"uncompressed RLE counts must be non-negative integers summing to {height * width}"
+                )
+        elif isinstance(counts, (str, bytes)):
+            # pycocotools decodes without bounds checks: counts that do not sum to the image size
+            # would write past its buffer (garbage labels or a segfault), so they are checked here.
+            if sum(compressed_rle_counts(counts)) != height * width:
+                raise ValueError(f"compressed RLE counts do not sum to the image size {height}x{width}")
+        else:
             raise ValueError(f"RLE counts must be a list or a string, got {type(counts).__name__}")
         return segmentation
     raise ValueError(f"unknown segmentation format {type(segmentation).__name__}")
+
+
+def compressed_rle_counts(counts: str | bytes) -> list[int]:
+    """The run lengths of a COCO compressed RLE string (pycocotools' ``rleFrString`` in Python);
+    ValueError for characters outside its alphabet, a cut-off number or a negative or too long run."""
+    if isinstance(counts, str):
+        try:
+            counts = counts.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError("compressed RLE counts must be ASCII") from None
+    runs: list[int] = []
+    position = 0
+    while position < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(counts):
+                raise ValueError("compressed RLE counts end in the middle of a number")
+            code = counts[position] - 48
+            if not 0 <= code < 64 or shift > 30:
+                raise ValueError("compressed RLE counts hold a character or a number pycocotools cannot read")
+            value |= (code & 0x1F) << shift
+            more = bool(code & 0x20)
+            position += 1
+            shift += 5
+            if not more and code & 0x10:
+                value |= -1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        if not 0 <= value < 2**32:
+            raise ValueError("compressed RLE counts decode to a negative or too long run")
+        runs.append(value)
+    return runs
 
 
 def annotation_rle(segmentation: Any, height: int, width: int) -> dict | None:
@@ -238,7 +293,9 @@ def convert_image(task: ImageTask, label_dir: Path, crowd: CrowdPolicy, keep_emp
             rle = annotation_rle(segmentation, task.height, task.width)
             area = 0 if rle is None else int(mask_utils.area(rle))
         except (TypeError, ValueError, OverflowError) as err:
-            raise ValueError(f"annotation {ann_id} of image {task.stem}: unreadable segmentation ({err})") from None
+            raise ValueError(
+                f"annotation {ann_id} of image {task.stem}: unreadable segmentation ({err})"
+            ) from None
         if area > 0:
             objects.append((ann_id, index, is_crowd, rle))
     classes = tuple(sorted({index for _, index, _, _ in objects}))
@@ -256,6 +313,8 @@ def _convert_star(args: tuple[ImageTask, Path, CrowdPolicy, bool]) -> ImageResul
 
 def _positive_int(value: Any, what: str) -> int:
     try:
+        if isinstance(value, bool):
+            raise TypeError
         number = int(value)
     except (TypeError, ValueError):
         raise ValueError(f"{what} must be a whole number, got {value!r}") from None
@@ -264,7 +323,9 @@ def _positive_int(value: Any, what: str) -> int:
     return number
 
 
-def build_tasks(data: dict, ann_path: str | os.PathLike, skip_bad: bool = False) -> tuple[list[ImageTask], list[Any]]:
+def build_tasks(
+    data: dict, ann_path: str | os.PathLike, skip_bad: bool = False
+) -> tuple[list[ImageTask], list[Any]]:
     """Group the json's annotations by image into checked tasks; also the ids of annotations left out.
 
     Every problem names the image or annotation and stops the conversion, unless ``skip_bad``: then
@@ -273,14 +334,29 @@ def build_tasks(data: dict, ann_path: str | os.PathLike, skip_bad: bool = False)
     indices = category_indices(data["categories"], ann_path)
     images: dict[int, tuple[str, int, int]] = {}
     seen = set()
+    if not isinstance(data["images"], list) or not isinstance(data["annotations"], list):
+        raise ValueError(
+            f"{ann_path}: 'images' and 'annotations' must be lists; re-download the annotation file"
+        )
     for image in data["images"]:
         try:
+            if not isinstance(image, dict):
+                raise TypeError("an image entry must be a JSON object")
             image_id = int(image["id"])
             stem = Path(image["file_name"]).stem
             height = _positive_int(image.get("height"), "height")
             width = _positive_int(image.get("width"), "width")
+            if height * width > MAX_IMAGE_PIXELS:
+                raise ValueError(
+                    f"{width}x{height} is too large for a label map ({MAX_IMAGE_PIXELS} pixels at most)"
+                )
         except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{ann_path}: image {image.get('id', '?')}: {err}; fix its entry in 'images'") from None
+            shown = image.get("id", "?") if isinstance(image, dict) else "?"
+            raise ValueError(f"{ann_path}: image {shown}: {err}; fix its entry in 'images'") from None
+        if image_id in images:
+            raise ValueError(
+                f"{ann_path}: two images have the id {image_id}; annotations could not tell them apart"
+            )
         if stem in seen:
             raise ValueError(f"{ann_path}: two images share the file stem {stem!r}; label PNGs would collide")
         seen.add(stem)
@@ -295,6 +371,7 @@ def build_tasks(data: dict, ann_path: str | os.PathLike, skip_bad: bool = False)
             for key in ("image_id", "category_id", "segmentation"):
                 if key not in annotation:
                     raise ValueError(f"no {key!r}")
+            own_id = int(annotation.get("id", 0))
             category_id = int(annotation["category_id"])
             if category_id not in indices:
                 raise ValueError(f"category id {category_id} is not in 'categories'")
@@ -311,13 +388,17 @@ def build_tasks(data: dict, ann_path: str | os.PathLike, skip_bad: bool = False)
             refused.append(ann_id)
             continue
         by_image.setdefault(image_id, []).append(
-            (int(annotation.get("id", 0)), indices[category_id], bool(annotation.get("iscrowd", 0)), segmentation)
+            (own_id, indices[category_id], bool(annotation.get("iscrowd", 0)), segmentation)
         )
-    tasks = [ImageTask(stem, h, w, tuple(by_image.get(image_id, ()))) for image_id, (stem, h, w) in images.items()]
+    tasks = [
+        ImageTask(stem, h, w, tuple(by_image.get(image_id, ()))) for image_id, (stem, h, w) in images.items()
+    ]
     return tasks, refused
 
 
-def check_image_sizes(images: Path, tasks: Sequence[ImageTask], data: dict, ann_path: str | os.PathLike) -> None:
+def check_image_sizes(
+    images: Path, tasks: Sequence[ImageTask], data: dict, ann_path: str | os.PathLike
+) -> None:
     """ValueError when an image file's real size differs from the json's height and width (labels would
     not fit the image); reads headers only."""
     names = {Path(image["file_name"]).stem: Path(image["file_name"]).name for image in data["images"]}
@@ -329,7 +410,9 @@ def check_image_sizes(images: Path, tasks: Sequence[ImageTask], data: dict, ann_
             with Image.open(path) as image:
                 size = image.size
         except OSError as err:
-            raise ValueError(f"{path}: unreadable image ({err}); replace it or drop it from {ann_path}") from None
+            raise ValueError(
+                f"{path}: unreadable image ({err}); replace it or drop it from {ann_path}"
+            ) from None
         if size != (task.width, task.height):
             raise ValueError(
                 f"{path}: is {size[0]}x{size[1]} but {ann_path} says {task.width}x{task.height}; "
@@ -358,7 +441,11 @@ def link_images(out: Path, images: Path, split: str) -> list[Path]:
             link.symlink_to(images.resolve(), target_is_directory=True)
             made.append(link)
         elif link.name == split and (not link.exists() or not os.path.samefile(link, images)):
-            log.warning("%s already exists and is not %s; kept as is, so this split's images may not be found", link, images)
+            log.warning(
+                "%s already exists and is not %s; kept as is, so this split's images may not be found",
+                link,
+                images,
+            )
     return made
 
 
@@ -425,13 +512,15 @@ def convert_coco(
         raise ValueError(f"workers must be at least 1, got {workers}")
     images, out = Path(images), Path(out)
     data = load_instances(ann_path)
+    tasks, refused = build_tasks(data, ann_path, skip_bad)
     check_images_dir(images, data, ann_path)
     names = class_names(data["categories"])
-    tasks, refused = build_tasks(data, ann_path, skip_bad)
     check_image_sizes(images, tasks, data, ann_path)
     names_file = out / CLASS_NAMES_FILE
     if names_file.is_file() and read_class_names(names_file) != names:
-        raise ValueError(f"{names_file}: lists other classes than {ann_path}; convert this json into a fresh --out folder")
+        raise ValueError(
+            f"{names_file}: lists other classes than {ann_path}; convert this json into a fresh --out folder"
+        )
     cls_path = out / CLS_LABELS_FILE
     cls_labels = read_cls_labels(cls_path)
 

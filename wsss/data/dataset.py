@@ -66,7 +66,15 @@ def read_split(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: split list not found; create it with one image id per line")
-    ids = [_id_of(line.split()[0]) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(
+            encoding="utf-8-sig"
+        )  # a byte-order mark (Windows editors) is not part of an id
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start}); list one image id per line"
+        ) from None
+    ids = [_id_of(line.split()[0]) for line in text.splitlines() if line.strip()]
     if not ids:
         raise ValueError(f"{path}: split list is empty; list one image id per line")
     return ids
@@ -97,14 +105,18 @@ def xml_class_indices(path: Path, class_names: Sequence[str]) -> list[int]:
     return sorted(found)
 
 
-def mask_class_indices(mask: np.ndarray, num_classes: int, path: Path, allow_biased: bool = False) -> list[int]:
+def mask_class_indices(
+    mask: np.ndarray, num_classes: int, path: Path, allow_biased: bool = False
+) -> list[int]:
     """1-based class indices present in a label map; values outside the classes and not 255 (nor, with
     ``allow_biased``, MARS's 254) are an error."""
     values = np.unique(mask)
     special = (IGNORE_INDEX, BIASED_INDEX) if allow_biased else (IGNORE_INDEX,)
     bad = [int(v) for v in values if v >= num_classes and v not in special]
     if bad:
-        hint = "; MARS labels (254 biased) need allow_biased=True in the dataset" if BIASED_INDEX in bad else ""
+        hint = (
+            "; MARS labels (254 biased) need allow_biased=True in the dataset" if BIASED_INDEX in bad else ""
+        )
         raise ValueError(
             f"{path}: label values {bad} lie outside 0..{num_classes - 1} and are not 255; "
             f"check the class list or the label files{hint}"

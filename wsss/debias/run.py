@@ -17,6 +17,8 @@ the whole PNGs already written; a folder made with other settings is refused.
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -254,8 +256,11 @@ def run_mars(
     write_manifest(out_dir, settings_record, complete=False, label_values=LABEL_VALUES)
     table = None
     if previous is not None and (out_dir / CENTROIDS_FILE).is_file():
-        table = CentroidTable.load(out_dir / CENTROIDS_FILE)
-        table = table if table.ids == list(ids) else None
+        try:
+            table = CentroidTable.load(out_dir / CENTROIDS_FILE)
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error):
+            table = None  # a cache cut off by a killed run: computed again
+        table = table if table is not None and table.ids == list(ids) else None
     if table is None:
         table = build_centroids(
             FeatureFolder(features_dir), pseudo_dir, ids, settings, num_classes, workers, progress

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -93,7 +94,8 @@ def load_from_local_safely(filename: str, map_location: Any = None) -> Any:
         )
     whole_archive = _is_torch_archive(filename)
     try:
-        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+        with torch.serialization.safe_globals(checkpoint_safe_globals()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's note on the pickle protocol of a legacy file
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         reason = _unpickling_reason(err)
@@ -102,15 +104,33 @@ def load_from_local_safely(filename: str, map_location: Any = None) -> Any:
                 f"{filename}: refused to load: the file holds objects a checkpoint should not hold ({reason}); "
                 "only checkpoints of tensors and mmengine training state are read"
             ) from None
-        raise ValueError(
-            f"{filename}: not a readable checkpoint ({reason}); use another checkpoint"
-        ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as err:
+        raise ValueError(_unreadable(filename, reason)) from None
+    except MemoryError:
+        raise
+    except Exception as err:  # the weights-only reader runs no code: any other failure means a bad file
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(
-            f"{filename}: not a readable checkpoint, truncated or corrupt ({reason[:120]}); "
-            "use another checkpoint (or train again)"
-        ) from None
+        raise ValueError(_unreadable(filename, reason[:120])) from None
+
+
+# The first bytes of what torch.save writes: a zip archive (torch >= 1.6), or the legacy format's
+# pickled magic number (protocol 2, then 0x1950a86a20f9469cfc6c).
+_ZIP_START = b"PK\x03\x04"
+_LEGACY_START = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+
+def _unreadable(filename: str, reason: str) -> str:
+    """Why ``filename`` cannot be read: cut off or damaged when it starts like a torch file, else not one."""
+    with open(filename, "rb") as handle:
+        start = handle.read(len(_LEGACY_START))
+    if start.startswith(_ZIP_START) or start == _LEGACY_START:
+        return (
+            f"{filename}: not a readable checkpoint, truncated or corrupt ({reason}); "
+            "an interrupted save or copy? use another checkpoint (or train again)"
+        )
+    return (
+        f"{filename}: not a checkpoint (neither a torch zip archive nor a legacy torch.save file); "
+        "give a .pth written by tools/train.py"
+    )
 
 
 def install_safe_checkpoint_loader() -> None:

@@ -6,6 +6,7 @@ Where a run starts:
   schedule and epoch counter; when ``last_checkpoint`` names a missing or truncated file, the newest
   whole ``epoch_N.pth`` takes its place (said in a note). With no checkpoint there, the run starts
   from ``load_from`` when one is given, else from scratch.
+* Temporary checkpoints that a run killed while saving left in the work dir are deleted first.
 * ``load_from`` (``--load-from``, or the config's own ``load_from``): model weights only, from a .pth
   file or a training work dir (its final checkpoint). Before training, the weights must fit the
   model: no tensor of another shape (another class count), and at least half of the model's tensors
@@ -24,6 +25,7 @@ from mmengine.config import Config
 
 from wsss.engine.checkpoint import check_weights_fit, find_resumable_checkpoint, resolve_checkpoint
 from wsss.engine.config import load_config
+from wsss.fileio import remove_stale_temporaries
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ def choose_start(cfg: Config, resume: str | None, load_from: str | None) -> Trai
     ``resume`` is None, ``'auto'`` (the work dir's newest checkpoint) or a checkpoint path.
     """
     notes: list[str] = []
+    # A run killed while saving leaves its temporary checkpoint (``.epoch_N.pth.<pid>.tmp``) behind.
+    remove_stale_temporaries(cfg.work_dir)
     warm_start = load_from if load_from is not None else cfg.get("load_from")
     start = TrainingStart(None, False)
     if resume == "auto":

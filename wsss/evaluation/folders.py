@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsss.data.label_io import check_labels_exist, read_label_fast
+from wsss.data.label_io import BIASED_INDEX, IGNORE_INDEX, check_labels_exist, read_label_fast
 from wsss.evaluation.confusion import ConfusionMatrix, confusion_matrix
 from wsss.parallel import map_id_chunks
 
@@ -29,6 +29,17 @@ def _folder_chunk_matrix(
                 f"{pred_path}: prediction is {pred.shape[0]}x{pred.shape[1]} (HxW) but ground truth {gt_path} "
                 f"is {gt.shape[0]}x{gt.shape[1]}; predictions must be at the ground-truth resolution"
             )
+        # A value beyond the classes would count as background: a folder of another dataset's
+        # predictions (or the wrong --classes) would be scored silently.
+        if pred.size and int(pred.max()) >= num_classes:
+            beyond = sorted(
+                set(np.unique(pred).tolist()) - set(range(num_classes)) - {BIASED_INDEX, IGNORE_INDEX}
+            )
+            if beyond:
+                raise ValueError(
+                    f"{pred_path}: holds label values {beyond[:5]} beyond the {num_classes} classes (0..{num_classes - 1}; "
+                    f"{BIASED_INDEX} biased, {IGNORE_INDEX} ignore); predictions of another dataset? check --classes"
+                )
         try:
             total += confusion_matrix(pred, gt, num_classes)
         except ValueError as err:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from wsss.fileio import atomic_write
+from wsss.fileio import atomic_write, npz_read_error
 from wsss.manifest import read_manifest
 
 FEATURE_SUFFIX = ".npz"
@@ -57,8 +58,10 @@ def read_feature_file(path: Path) -> tuple[np.ndarray, int, tuple[int, int]]:
             features = data["features"].astype(np.float32)
             stride = int(data["stride"])
             size = tuple(int(v) for v in data["image_size"])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, TypeError) as err:
-        raise ValueError(f"{path}: unreadable feature file ({err}); extract it again") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, TypeError, zlib.error) as err:
+        raise ValueError(
+            f"{path}: unreadable feature file ({npz_read_error(err)}); extract it again"
+        ) from None
     if features.ndim != 3 or stride < 1 or len(size) != 2:
         raise ValueError(f"{path}: features must be (D, h, w) with a stride and an (H, W) image size")
     if not np.isfinite(features).all():

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from wsss.fileio import atomic_write
+from wsss.fileio import atomic_write, npz_read_error
 from wsss.manifest import check_folder_settings, write_manifest
 
 SEED_SUFFIX = ".npz"
@@ -89,8 +90,8 @@ def load_seeds(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise FileNotFoundError(f"{path}: seed file not found; make seeds for this image first")
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise ValueError(f"{path}: unreadable seed file ({err}); make it again") from err
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+        raise ValueError(f"{path}: unreadable seed file ({npz_read_error(err)}); make it again") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise ValueError(
             f"{path}: not an .npz archive; seeds are saved with keys and maps arrays (save_seeds)"
@@ -105,7 +106,7 @@ def load_seeds(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         try:
             keys = data["keys"]
             maps = data["maps"]
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as err:
             raise ValueError(f"{path}: unreadable seed file ({err}); make it again") from err
     keys = _as_keys(keys, str(path))
     _check_maps(maps, keys.size, str(path))
@@ -114,6 +115,11 @@ def load_seeds(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     maps = maps.astype(np.float32)
     if not np.isfinite(maps).all():
         raise ValueError(f"{path}: maps hold NaN or infinite values; make the seeds for this image again")
+    if maps.size and (maps.min() < 0 or maps.max() > 1 + _NORMALISED_SLACK):
+        raise ValueError(
+            f"{path}: map values span {maps.min():.4g}..{maps.max():.4g}, outside [0, 1], so thresholds would "
+            "mean nothing; write seeds with save_seeds (ReLU, each map divided by its maximum)"
+        )
     return keys, maps
 
 

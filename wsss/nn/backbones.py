@@ -14,6 +14,8 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
+from wsss.engine.checkpoint import load_from_local_safely
+
 CHECKPOINT_PREFIXES = ("module.", "backbone.", "encoder.", "model.")
 
 
@@ -27,9 +29,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except Exception as err:  # safetensors' own error type: a cut-off or damaged file
+            raise ValueError(f"{path}: not a readable .safetensors file ({err}); download it again") from None
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_from_local_safely(str(path), map_location="cpu")
     for key in ("state_dict", "model", "module"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]

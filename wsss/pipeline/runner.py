@@ -9,8 +9,13 @@ it runs again, and so does everything after it.
 Independent stages run side by side (``jobs``), the longest chain of remaining work first. The
 cores are shared evenly among the running stages: each starts with its share as its thread count,
 and training and seed stages follow the share as it changes (``wsss.parallel.follow_thread_share``),
-so a stage that started beside another takes every core once it runs alone. A stage's process dies
-with the pipeline (Linux), and an interrupted pipeline stops the stages it started.
+so a stage that started beside another takes every core once it runs alone.
+
+A stage runs in its own process group. When the pipeline is interrupted (Ctrl-C, SIGTERM, SIGHUP)
+it stops each running stage's whole group; when it is killed outright (SIGKILL), the kernel's
+parent-death signal (Linux; a watcher thread elsewhere) ends the stage, its pool workers and the
+tools it starts (``$WSSS_DIE_WITH_PARENT``). Temporary files that killed runs left in the state
+folders are deleted at the start.
 """
 
 from __future__ import annotations
@@ -20,17 +25,20 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from mmengine.config import Config
 
-from wsss.fileio import write_json_atomic, write_text_atomic
-from wsss.parallel import THREAD_SHARE_VARIABLE, die_with_parent, usable_cores
+from wsss.fileio import remove_stale_temporaries, write_json_atomic, write_text_atomic
+from wsss.parallel import DIE_WITH_PARENT_VARIABLE, THREAD_SHARE_VARIABLE, die_with_parent, usable_cores
 from wsss.pipeline.stage import STAGES, PipelineContext, Stage, StageError
 
 ENTRY_KEYS = ("type", "description", "report")
@@ -193,14 +201,16 @@ class PipelineRunner:
         for name, s in status.items():
             if s.state == "stale" and name in todo:
                 log(f"[rerun] {name}: {s.reason}")
-        for folder in (self.marker_dir, self.summary_dir, self.log_dir):
+        for folder in (self.marker_dir, self.summary_dir, self.log_dir, self.share_dir):
             folder.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(folder)
         done = {name for name, s in status.items() if s.state == "done"}
         for name in self.stages:
             if name in done and only is None:
                 self._write_summary(self.stages[name])
                 log(f"[skip] {name} (done, {status[name].seconds or 0:.0f} s)")
-        self._run_stages(todo, done, log)
+        with _termination_as_interrupt():
+            self._run_stages(todo, done, log)
         return {
             name: self._read_summary(name)
             for name in self.stages
@@ -277,6 +287,9 @@ class PipelineRunner:
             os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads)
         )
         env[THREAD_SHARE_VARIABLE] = str(self.share_dir / stage.name)
+        env[DIE_WITH_PARENT_VARIABLE] = str(
+            os.getpid()
+        )  # the tool's own children (torchrun's workers) follow it
         handle = open(self.log_dir / f"{stage.name}.log", "w", encoding="utf-8")  # noqa: SIM115 (closed when it ends)
         handle.write("$ " + shlex.join(argv) + "\n")
         handle.flush()
@@ -285,7 +298,7 @@ class PipelineRunner:
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=env,
-            preexec_fn=die_with_parent,
+            preexec_fn=partial(die_with_parent, os.getpid()),
             start_new_session=True,
         )
         return process, time.monotonic(), handle
@@ -312,6 +325,25 @@ class PipelineRunner:
     def dry_run(self) -> list[str]:
         """Every stage's command line, in an order that runs them (each after what it needs)."""
         return [shlex.join(self.launch_argv(stage)) for stage in self.stages.values()]
+
+
+@contextmanager
+def _termination_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM and SIGHUP raise KeyboardInterrupt like Ctrl-C, so the running stages'
+    process groups are stopped on the way out instead of being left to the kernel's parent-death signal."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _stop(process: subprocess.Popen) -> None:
