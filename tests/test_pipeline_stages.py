@@ -4,6 +4,9 @@ change; dependency order, failures, floors, --only / --from / --list / --dry-run
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -215,3 +218,18 @@ def test_jobs_below_one_is_refused(toy, tool_error):
         run(config, tmp_path / "work", data, "--jobs", "0"), "^error: --jobs must be at least 1, got 0"
     )
     assert not (tmp_path / "work").exists()
+
+
+def test_dry_run_into_a_closed_pipe_stops_quietly(toy):
+    """`run_pipeline.py --dry-run | head -1`: no traceback when the reader leaves early."""
+    tmp_path, data = toy
+    config = write_pipeline(tmp_path, ", ".join(f"s{i}=dict(type='Echo', text='{i}')" for i in range(2000)))
+    script = (
+        "import sys; from wsss.cli import run_pipeline; "
+        f"sys.exit(run_pipeline.main([{str(config)!r}, '--work-dir', {str(tmp_path / 'work')!r}, "
+        f"'--data-root', {str(data)!r}, '--dry-run']))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    result = subprocess.run(f"{shlex.quote(sys.executable)} -c {shlex.quote(script)} | head -n 1",
+                            shell=True, capture_output=True, text=True, env=env)  # fmt: skip
+    assert result.stdout.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
