@@ -63,6 +63,16 @@ class Vocabulary:
             raise ValueError(f"prompt {prompt!r} names no class; name one of: {', '.join(self.classes)}")
         return [START_ID] + [index[word] for word in words]
 
+    def keep_known(self, prompt: str) -> tuple[str, list[str]]:
+        """``prompt`` with the words the model does not know left out (lower case, single spaces), and those words.
+
+        For prompts written for any generator (the prompt planner's ``a photo of ...``) sent to a model
+        that knows only its training captions' words; what remains must still name a class to be encoded.
+        """
+        known = set(self.words)
+        words = tokenize(prompt)
+        return " ".join(w for w in words if w in known), sorted({w for w in words if w not in known})
+
     def classes_in(self, prompt: str) -> list[str]:
         """The class names ``prompt`` mentions, in the vocabulary's order (its image-level label)."""
         words = tokenize(prompt)
