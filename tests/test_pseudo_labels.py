@@ -573,3 +573,20 @@ def test_real_voc_sample_seeds_from_gt(tmp_path, capsys):
         labels = read_label_png(tmp_path / "p" / f"{image_id}.png")
         valid = (gt != 255) & (labels != 255)
         assert labels.shape == gt.shape and (labels[valid] == gt[valid]).mean() > 0.95
+
+
+def test_make_pseudo_labels_threshold_from_a_sweep_of_other_images(dataset, tool_error):
+    """Images without masks (synthetic ones) labelled at the best threshold a sweep found on real images."""
+    sweep = dataset / "sweep.json"
+    sweep.write_text(
+        json.dumps({"seeds": "/elsewhere/seeds", "best_threshold": 0.35, "best": {"mIoU": 50.0}})
+    )
+    manifest = run_make(dataset, "pseudo", "--threshold-from", str(sweep), "--workers", "1")
+    assert manifest["settings"]["bg_threshold"] == 0.35
+    assert manifest["settings"]["seeds"] == str((dataset / "seeds").resolve())  # --seeds, not the sweep's
+    keys, maps = load_seeds(dataset / "seeds" / f"{IDS[0]}.npz")
+    labels = np.asarray(Image.open(dataset / "pseudo" / f"{IDS[0]}.png"))
+    assert np.array_equal(labels, expected_labels(keys, maps, 0.35))
+    argv = ["--images", str(dataset / "images"), "--out", str(dataset / "p2"), "--no-progress"]
+    tool_error(make_pseudo_labels.main([*argv, "--threshold-from", str(sweep)]), "give --seeds")
+    tool_error(make(dataset, "p3", "--threshold-from", str(dataset / "none.json")), "sweep file not found")
