@@ -94,7 +94,7 @@ def test_generate_synthetic_from_our_own_generator(trained_flow, tmp_path, tool_
 def test_generate_synthetic_drops_words_the_model_does_not_know(trained_flow, tmp_path, tool_error):
     config, work, data = trained_flow
     prompts = tmp_path / "planned.jsonl"
-    prompts.write_text('{"prompt": "a photo of a red boat on the water", "classes": ["boat"], "seed": 5}\n'
+    prompts.write_text('{"prompt": "a photo of a red boat on the water", "classes": ["boat"], "contexts": ["water"], "seed": 5}\n'
                        '{"prompt": "a photo of a zeppelin and a train", "classes": ["train"]}\n')  # fmt: skip
     out = tmp_path / "synth"
     args = ["--config", str(config), "--checkpoint", str(work), "--prompts", str(prompts), "--classes",
@@ -112,6 +112,10 @@ def test_generate_synthetic_drops_words_the_model_does_not_know(trained_flow, tm
     assert manifest["images"]["synth_000000"]["prompt"] == read and "photo" not in read and "boat" in read
     second = manifest["images"]["synth_000001"]["prompt"]
     assert "zeppelin" not in second and second.endswith("a train")
+    assert generator.vocabulary.keep_known("two trains") == (
+        "train",
+        ["two"],
+    )  # a plural read as its singular
     assert json.loads((out / "cls_labels.json").read_text())["synth_000001"] == [names_index(data, "train")]
     expected = generator.sample([read], [5], steps=1, guidance=generator.default_guidance)[0]
     written = np.asarray(Image.open(out / "JPEGImages" / "synth_000000.jpg"), dtype=float)

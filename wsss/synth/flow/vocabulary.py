@@ -68,10 +68,12 @@ class Vocabulary:
 
         For prompts written for any generator (the prompt planner's ``a photo of ...``) sent to a model
         that knows only its training captions' words; what remains must still name a class to be encoded.
+        A plural the model does not know becomes its known singular (``aeroplanes`` -> ``aeroplane``).
         """
         known = set(self.words)
-        words = tokenize(prompt)
-        return " ".join(w for w in words if w in known), sorted({w for w in words if w not in known})
+        read = [_singular(word, known) for word in tokenize(prompt)]
+        dropped = sorted({word for word, kept in zip(tokenize(prompt), read) if kept is None})
+        return " ".join(word for word in read if word is not None), dropped
 
     def classes_in(self, prompt: str) -> list[str]:
         """The class names ``prompt`` mentions, in the vocabulary's order (its image-level label)."""
@@ -112,6 +114,14 @@ class Vocabulary:
             return None
         table = json.loads(data.decode("utf-8"))
         return cls(tuple(table["words"]), tuple(table["classes"]))
+
+
+def _singular(word: str, known: set[str]) -> str | None:
+    """``word`` when known, else its singular (without ``s`` / ``es``) when that is known, else None."""
+    for form in (word, word[:-1] if word.endswith("s") else None, word[:-2] if word.endswith("es") else None):
+        if form and form in known:
+            return form
+    return None
 
 
 def _names(words: Sequence[str], class_name: str) -> bool:
