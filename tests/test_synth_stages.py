@@ -159,3 +159,28 @@ def test_mixed_segmenter_trains_on_real_and_synthetic_images(tiny_voc, tmp_path)
     parts = dumped.train_dataloader.dataset.datasets
     assert parts[0].data_root == str(tiny_voc) and parts[1].data_root == str(folder)
     assert dumped.train_dataloader.sampler.ratios == (1.0, 2.0)
+
+
+def test_plan_and_filter_summaries(tmp_path):
+    ctx, stages, _ = stages_of(tmp_path)
+    plan = stages["plan_balanced"]
+    plan.out.mkdir(parents=True)
+    rows = [{"prompt": "a boat on water", "classes": ["boat"], "contexts": ["water"], "seed": 1},
+            {"prompt": "a boat and a train on rails", "classes": ["boat", "train"], "contexts": ["rails"], "seed": 2},
+            {"prompt": "a boat", "classes": ["boat"], "contexts": [], "seed": 3}]  # fmt: skip
+    plan.prompts_file.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    metrics = plan.summarize()["metrics"]
+    assert metrics["prompts"] == 3 and metrics["water_given_boat"] == pytest.approx(100 / 3)
+    assert metrics["rails_given_boat"] == pytest.approx(100 / 3) and metrics["rails_given_train"] == 100
+    folder = stages["filter_natural"].out
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"settings": {}}))
+    with pytest.raises(StageError, match="no filter record"):
+        stages["filter_natural"].summarize()
+    totals = {"kept": 3, "filtered": 1, "kept_share": 0.75, "per_class": {"boat": {"prompted": 2, "kept": 1}}}
+    (folder / "manifest.json").write_text(json.dumps({"settings": {}, "filter": totals}))
+    summary = stages["filter_natural"].summarize()
+    assert summary["metrics"]["kept_share"] == 75.0 and summary["per_class"]["kept_share"]["boat"] == 50.0
+    assert not stages[
+        "filter_natural"
+    ].uses_model  # one process even with --gpus N (the tool has no launcher)

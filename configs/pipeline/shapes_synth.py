@@ -83,7 +83,11 @@ report = dict(
                                              ("train_iou", "train IoU", _variants, "IoU.train"),
                                              ("water_as_boat", "water labelled boat, %", _context, "water_as_boat"),
                                              ("rails_as_train", "rails labelled train, %", _context, "rails_as_train"))
-          for variant in ("without", "natural", "balanced")],
+          for variant in ("without", "natural", "balanced")]
+         + [dict(key=f"synthetic.prompts.{context}_given_{name}.{variant}", label=f"{name} prompts {where}, %, {_names[variant]}",
+                 stage=f"plan_{variant}", metric=f"{context}_given_{name}")
+            for context, name, where in (("water", "boat", "on water"), ("rails", "train", "on rails"))
+            for variant in ("natural", "balanced")],
     outputs=dict(
         pseudo_labels="pseudo_labels",
         debiased_labels="debias",

@@ -145,6 +145,7 @@ class FilterSynthetic(_FromModel):
     """
 
     kind = "filter_synthetic"
+    uses_model = False  # one process is enough (a forward pass per image); the tool has no --launcher
 
     @classmethod
     def option_names(cls) -> set[str]:
