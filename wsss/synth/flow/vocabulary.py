@@ -15,10 +15,13 @@ from dataclasses import dataclass
 
 import torch
 
+from wsss.synth.prompts.lexicon import IRREGULAR_PLURALS
+
 PAD_ID = 0  # padding, after the last token of a shorter prompt
 START_ID = 1  # every prompt starts with it, so the empty prompt (classifier-free guidance) is one token
 FIRST_WORD_ID = 2
 _WORD = re.compile(r"[a-z0-9]+")
+SINGULARS = {plural: word for word, plural in IRREGULAR_PLURALS.items()}
 
 
 def tokenize(text: str) -> list[str]:
@@ -68,7 +71,8 @@ class Vocabulary:
 
         For prompts written for any generator (the prompt planner's ``a photo of ...``) sent to a model
         that knows only its training captions' words; what remains must still name a class to be encoded.
-        A plural the model does not know becomes its known singular (``aeroplanes`` -> ``aeroplane``).
+        A plural the model does not know becomes its known singular (``aeroplanes`` -> ``aeroplane``,
+        ``people`` -> ``person``).
         """
         known = set(self.words)
         read = [_singular(word, known) for word in tokenize(prompt)]
@@ -117,8 +121,11 @@ class Vocabulary:
 
 
 def _singular(word: str, known: set[str]) -> str | None:
-    """``word`` when known, else its singular (without ``s`` / ``es``) when that is known, else None."""
-    for form in (word, word[:-1] if word.endswith("s") else None, word[:-2] if word.endswith("es") else None):
+    """``word`` when known, else its singular when that is known (``people`` -> ``person``: the planner's
+    irregular plurals; else without ``s`` / ``es``, ``ies`` -> ``y``), else None."""
+    forms = (word, SINGULARS.get(word), word[:-1] if word.endswith("s") else None,
+             word[:-2] if word.endswith("es") else None, word[:-3] + "y" if word.endswith("ies") else None)  # fmt: skip
+    for form in forms:
         if form and form in known:
             return form
     return None
