@@ -89,7 +89,11 @@ def test_model_config_builds_and_runs_forward(path):
 @pytest.mark.parametrize("path", PIPELINE_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_pipeline_config_builds_its_stages(path, tmp_path):
     cfg = Config.fromfile(str(path))
-    ctx, stages = make_context(cfg, path, tmp_path / "work", None)
+    data_root = None
+    if not cfg.stages.get("data"):  # a pipeline on the user's data (coco_cpu.py) needs --data-root
+        data_root = tmp_path / "data"
+        data_root.mkdir()
+    ctx, stages = make_context(cfg, path, tmp_path / "work", data_root)
     commands = PipelineRunner(stages, ctx).dry_run()
     assert len(commands) == len(stages) and all(" -m wsss.cli." in command for command in commands)
     names = [stage.name for stage in stages]

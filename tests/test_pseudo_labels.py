@@ -616,3 +616,20 @@ def test_eval_seeds_refuses_class_names_of_another_dataset(dataset, tool_error):
     write_class_names(dataset / "class_names.txt", ("background", "cat", "dog", "bird"))
     tool_error(run_eval(dataset, "--classes", "voc"),
                f"^error: {dataset / 'class_names.txt'}: the dataset has 4 classes .* but --classes voc gives 21")  # fmt: skip
+
+
+def test_make_pseudo_labels_threshold_from_a_sweep_of_other_images(dataset, tool_error):
+    """Images without masks (synthetic ones) labelled at the best threshold a sweep found on real images."""
+    sweep = dataset / "sweep.json"
+    sweep.write_text(
+        json.dumps({"seeds": "/elsewhere/seeds", "best_threshold": 0.35, "best": {"mIoU": 50.0}})
+    )
+    manifest = run_make(dataset, "pseudo", "--threshold-from", str(sweep), "--workers", "1")
+    assert manifest["settings"]["bg_threshold"] == 0.35
+    assert manifest["settings"]["seeds"] == str((dataset / "seeds").resolve())  # --seeds, not the sweep's
+    keys, maps = load_seeds(dataset / "seeds" / f"{IDS[0]}.npz")
+    labels = np.asarray(Image.open(dataset / "pseudo" / f"{IDS[0]}.png"))
+    assert np.array_equal(labels, expected_labels(keys, maps, 0.35))
+    argv = ["--images", str(dataset / "images"), "--out", str(dataset / "p2"), "--no-progress"]
+    tool_error(make_pseudo_labels.main([*argv, "--threshold-from", str(sweep)]), "give --seeds")
+    tool_error(make(dataset, "p3", "--threshold-from", str(dataset / "none.json")), "sweep file not found")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from wsss.cli import generate_synthetic, make_shapes
 from wsss.cli import train as train_tool
@@ -88,3 +89,43 @@ def test_generate_synthetic_from_our_own_generator(trained_flow, tmp_path, tool_
     assert sorted(names[i] for ids in labels.values() for i in ids) == ["boat", "train"]
     assert len(list((out / "JPEGImages").glob("*.jpg"))) == 2
     tool_error(generate_synthetic.main([*args[:-2], "0", "--no-progress"]), "--steps")
+
+
+def test_generate_synthetic_drops_words_the_model_does_not_know(trained_flow, tmp_path, tool_error):
+    config, work, data = trained_flow
+    prompts = tmp_path / "planned.jsonl"
+    prompts.write_text('{"prompt": "a photo of a red boat on the water", "classes": ["boat"], "contexts": ["water"], "seed": 5}\n'
+                       '{"prompt": "a photo of a zeppelin and a train", "classes": ["train"]}\n')  # fmt: skip
+    out = tmp_path / "synth"
+    args = ["--config", str(config), "--checkpoint", str(work), "--prompts", str(prompts), "--classes",
+            str(data / "class_names.txt"), "--out", str(out), "--steps", "1", "--no-progress"]  # fmt: skip
+    tool_error(generate_synthetic.main(args), r"unknown words \[.*'photo'")
+    # --cfg-options reach the model: another UNet width does not fit the checkpoint.
+    tool_error(generate_synthetic.main([*args, "--cfg-options", "model.unet.channels=(4,8,8)"]), "shape")
+    out = tmp_path / "synth_known"  # the first run's folder records settings without the flag
+    args[args.index("--out") + 1] = str(out)
+    assert generate_synthetic.main([*args, "--drop-unknown-words"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["unknown_words"] == "dropped"
+    generator = load_flow_generator(config, work)
+    read = generator.vocabulary.keep_known("a photo of a red boat on the water")[0]
+    assert manifest["images"]["synth_000000"]["prompt"] == read and "photo" not in read and "boat" in read
+    second = manifest["images"]["synth_000001"]["prompt"]
+    assert "zeppelin" not in second and second.endswith("a train")
+    assert generator.vocabulary.keep_known("two trains") == (
+        "train",
+        ["two"],
+    )  # a plural read as its singular
+    assert json.loads((out / "cls_labels.json").read_text())["synth_000001"] == [names_index(data, "train")]
+    expected = generator.sample([read], [5], steps=1, guidance=generator.default_guidance)[0]
+    written = np.asarray(Image.open(out / "JPEGImages" / "synth_000000.jpg"), dtype=float)
+    assert np.abs(written - expected).mean() < 6
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a photo of a zeppelin", "classes": ["boat"]}\n')
+    args[args.index("--prompts") + 1] = str(bad)
+    tool_error(generate_synthetic.main([*args, "--drop-unknown-words"]),
+               r"bad.jsonl:1: 'a photo of a zeppelin' names no class the generator knows")  # fmt: skip
+
+
+def names_index(data: Path, name: str) -> int:
+    return (data / "class_names.txt").read_text().split().index(name)

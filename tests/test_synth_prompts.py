@@ -320,6 +320,13 @@ def test_labels_without_captions_use_templates(tmp_path):
     assert g.relations[("boat", "context")].importance == 0.5
     prompts = sample_prompts(g, 5, seed=0)
     assert all(p["prompt"].startswith("a photo of") and p["classes"] for p in prompts)
+    # --split: only the images of a split list (the training images, not the validation ones)
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("a\nb\n")
+    images, _, source = load_images(lexicon, data_root=root, split="train")
+    assert sorted(image.image_id for image in images) == ["a", "b"] and source.endswith("(train split)")
+    with pytest.raises(FileNotFoundError, match="val.txt: split list not found"):
+        load_images(lexicon, data_root=root, split="val")
 
 
 def _synthetic_captions(n: int, seed: int) -> dict[str, list[str]]:

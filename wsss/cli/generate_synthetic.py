@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import torch.distributed as dist
 
 from wsss.cli.common import (
     UserError,
+    add_cfg_options,
     add_device,
     add_launcher,
     add_progress,
@@ -27,7 +30,7 @@ from wsss.engine.launch import device_for
 from wsss.manifest import check_folder_settings
 from wsss.synth.dataset import generate_images, plan_images, write_index
 from wsss.synth.generator import TextToImageGenerator
-from wsss.synth.prompt_file import prompt_labels, read_prompts
+from wsss.synth.prompt_file import PromptEntry, prompt_labels, read_prompts
 from wsss.synth.released.families import FAMILIES
 from wsss.synth.released.loader import DTYPES
 
@@ -43,6 +46,9 @@ data stage reads OUT like any dataset.
 gets seed --seed + i unless its line gives one, so the same seed gives the same image in any batch.
 Resumable: finished images are skipped (each records its prompt and seed), a folder made with
 another generator, steps or guidance is refused. Under torchrun rank r makes images r, r+W, ...
+A generator trained here reads only the words of its training captions: --drop-unknown-words leaves
+the others out of each prompt (the image keeps the classes of the prompt as written), and
+--cfg-options are the options it was trained with.
 
   python tools/generate_synthetic.py --generator checkpoints/sd-turbo --prompts prompts.txt \\
       --classes data/VOCdevkit/VOC2012/class_names.txt --out data/synth_voc --batch-size 8
@@ -65,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="released models: precision (default float16 on CUDA, float32 on CPU)")  # fmt: skip
     parser.add_argument("--config", help="config of a generator trained here (with --checkpoint)")
     parser.add_argument("--checkpoint", help="its trained weights (with --config)")
+    add_cfg_options(parser, what="the --config of a generator trained here (the options it was trained with)")
+    parser.add_argument("--drop-unknown-words", action="store_true",
+                        help="generators trained here: leave out the words of a prompt the model does not know "
+                             "(e.g. the planner's 'a photo of'); the manifest records the text it read")  # fmt: skip
     parser.add_argument(
         "--prompts", required=True, type=Path, metavar="FILE", help="prompt file (text or JSONL)"
     )
@@ -109,9 +119,29 @@ def load_generator(args: argparse.Namespace, device: Any) -> tuple[TextToImageGe
         generator = load_released(args.generator, args.family, device, args.dtype, args.unet_weights)
         source = str(args.generator.resolve())
         return generator, source if args.unet_weights is None else f"{source} + {args.unet_weights.resolve()}"
+    from wsss.engine.config import load_config
     from wsss.synth.flow.generator import load_flow_generator  # only for generators trained here
 
-    return load_flow_generator(args.config, args.checkpoint, device), str(Path(args.checkpoint).resolve())
+    cfg = load_config(args.config, cfg_options=args.cfg_options)
+    return load_flow_generator(cfg, args.checkpoint, device), str(Path(args.checkpoint).resolve())
+
+
+def keep_known_words(entries: list[PromptEntry], generator: TextToImageGenerator,
+                     path: Path) -> tuple[list[PromptEntry], dict[str, int]]:  # fmt: skip
+    """``--drop-unknown-words``: each prompt as the generator's vocabulary reads it, and how often each word was left out."""
+    vocabulary = getattr(generator, "vocabulary", None)
+    if vocabulary is None:
+        raise UserError(f"--drop-unknown-words: {generator.name} has no word list (released models read any "
+                        "text); leave the flag out")  # fmt: skip
+    kept, dropped = [], Counter()
+    for entry in entries:
+        text, unknown = vocabulary.keep_known(entry.prompt)
+        dropped.update(unknown)
+        if not vocabulary.classes_in(text):
+            raise UserError(f"{path}:{entry.line}: {entry.prompt!r} names no class the generator knows once its "
+                            f"unknown words {unknown} are left out; it knows {', '.join(vocabulary.classes)}")  # fmt: skip
+        kept.append(replace(entry, prompt=text))
+    return kept, dict(sorted(dropped.items()))
 
 
 def check_flags(args: argparse.Namespace) -> None:
@@ -120,6 +150,10 @@ def check_flags(args: argparse.Namespace) -> None:
         raise UserError("give either --generator FOLDER (a released model) or --config CFG --checkpoint CKPT")
     if own and (args.config is None or args.checkpoint is None):
         raise UserError("--config and --checkpoint go together; give both")
+    if released and (args.cfg_options or args.drop_unknown_words):
+        raise UserError(
+            "--cfg-options and --drop-unknown-words are for --config; leave them out with --generator"
+        )
     if own and (args.family or args.unet_weights or args.dtype):
         raise UserError(
             "--family, --unet-weights and --dtype are for --generator; leave them out with --config"
@@ -141,7 +175,6 @@ def generate(args: argparse.Namespace) -> int:
             f"{args.prompts}:{line}: gives classes but there is no --classes file to index them; pass --classes"
         )
     labels = prompt_labels(entries, class_names, args.prompts) if class_names is not None else None
-    plan = plan_images(entries, args.seed, labels)
     check_output_dir(args.out, "--out")
     device = device_for(args.device, args.launcher)
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -151,6 +184,13 @@ def generate(args: argparse.Namespace) -> int:
         guidance = float(generator.default_guidance if args.guidance is None else args.guidance)
         settings = {"generator": generator.name, "source": source, "steps": steps, "guidance": guidance,
                     "resolution": generator.resolution}  # fmt: skip
+        if args.drop_unknown_words:
+            entries, dropped = keep_known_words(entries, generator, args.prompts)
+            settings["unknown_words"] = "dropped"
+            if rank == 0 and dropped:
+                print("left out words the generator does not know: "
+                      + ", ".join(f"{word} ({count})" for word, count in dropped.items()))  # fmt: skip
+        plan = plan_images(entries, args.seed, labels)
         check_folder_settings(args.out, settings)
         if rank == 0:
             write_index(args.out, plan, settings, steps, guidance, class_names)

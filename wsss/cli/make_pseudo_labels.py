@@ -19,7 +19,7 @@ from wsss.cli.common import (
 )
 from wsss.data.dataset import read_split
 from wsss.data.label_io import IGNORE_INDEX
-from wsss.evaluation.seeds import best_sweep
+from wsss.evaluation.seeds import best_sweep, read_sweep
 from wsss.localize.seed_io import list_seed_ids
 from wsss.pseudo.make import LabelRule, make_pseudo_labels
 
@@ -29,7 +29,10 @@ Three ways to choose the rule:
   --fg-threshold H --bg-low L    IRN style: the strongest class where its map exceeds H, background
                                  where the strongest map is at most L, 255 (ignore) in between;
   --from-sweeps J1 [J2 ...]      sweep files of tools/eval_seeds.py --json: the seeds of the one
-                                 with the highest mIoU, at its best threshold (no --seeds needed).
+                                 with the highest mIoU, at its best threshold (no --seeds needed);
+  --threshold-from J             with --seeds: one background threshold, the best of sweep file J
+                                 (images without masks, such as synthetic ones, labelled at the
+                                 threshold the same localizer's seeds reached on real images).
 A map equal to a threshold counts as background, as in tools/eval_seeds.py, so the best threshold of
 that sweep reproduces the labels it scored. --crf refines each threshold's label map by IRN's dense CRF
 (pip install 'wsss[crf]').
@@ -60,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--from-sweeps", nargs="+", type=Path, metavar="JSON", help="choose seeds and threshold by sweep"
     )
+    mode.add_argument("--threshold-from", type=Path, metavar="JSON",
+                      help="with --seeds: the best threshold of this sweep file (images without ground truth, "
+                           "e.g. synthetic ones, labelled at the threshold swept on real images of the same localizer)")  # fmt: skip
     parser.add_argument("--bg-low", type=float, help="IRN-style low threshold in (0, --fg-threshold)")
     parser.add_argument(
         "--crf", action="store_true", help="refine with IRN's dense CRF (pip install 'wsss[crf]')"
@@ -83,6 +89,10 @@ def make(args: argparse.Namespace) -> int:
         seeds, rule = choice.seeds_dir, LabelRule(bg_threshold=choice.threshold, crf=args.crf)
     elif args.seeds is None:
         raise UserError("give --seeds (or --from-sweeps)")
+    elif args.threshold_from is not None:
+        choice = read_sweep(args.threshold_from)
+        print(f"threshold {choice.threshold:.2f}: the best of {choice.path} (seeds {choice.seeds_dir})")
+        seeds, rule = args.seeds, LabelRule(bg_threshold=choice.threshold, crf=args.crf)
     else:
         seeds = args.seeds
         rule = LabelRule(args.bg_threshold, args.fg_threshold, args.bg_low, args.crf)

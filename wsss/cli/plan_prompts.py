@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--classes", help="class list: voc, coco or a class_names.txt (default: the dataset's)"
     )
+    parser.add_argument("--split", help="with --data-root: only the images of this split list (e.g. train)")
     parser.add_argument("--lexicon", type=Path, metavar="FILE",
                         help="JSON/YAML adding contexts, colours, sizes, synonyms (see wsss.synth.prompts.lexicon)")  # fmt: skip
     parser.add_argument(
@@ -157,7 +158,9 @@ def plan(args: argparse.Namespace) -> int:
             )
         graph = load_graph(args.graph)
     else:
-        images, classes, source = load_images(lexicon, args.captions, args.data_root, args.classes)
+        images, classes, source = load_images(
+            lexicon, args.captions, args.data_root, args.classes, args.split
+        )
         if args.self_play:
             train, held_out = split_holdout(images, args.holdout, args.seed)
             prior = build_graph(train, classes, lexicon, args.alpha, source)

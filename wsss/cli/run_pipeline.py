@@ -97,6 +97,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     print((ctx.work_dir / "report.md").read_text(encoding="utf-8"))
     upper = report["upper_bound"]
     for name, ratio in report["relative_to_upper_bound"].items():
+        if ratio is None:  # no upper bound in this pipeline (or it was not measured)
+            continue
         print(
             f"{name}: mIoU {headline_value(summaries[name]):.2f}; upper bound {upper['mIoU']:.2f} ({100 * ratio:.0f}%)"
         )

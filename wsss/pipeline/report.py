@@ -7,6 +7,9 @@ result is the upper bound (``upper_bound``), the stages shown beside it as a sha
 IoU, false-positive and false-negative ratios are compared (``errors``, MARS's table), those whose
 context shares are compared (``context``: water labelled boat, ...), the folders ``report.json``
 names under ``outputs`` (``outputs``: a key -> stage mapping, nested dicts allowed) and the figure.
+``rows`` adds rows of any figure a stage measured: ``dict(key=..., label=..., stage=..., metric=...)``
+with ``metric`` a name of its metrics (``water_as_boat``) or ``<kind>.<class>`` of its per-class
+scores (``IoU.boat``); e.g. the synthetic-data comparison of boat IoU and water labelled boat.
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ def headline_value(summary: Mapping[str, Any]) -> float | None:
     """The figure a stage is known by (its summary's ``headline`` metric), or None."""
     name = summary.get("headline")
     value = summary.get("metrics", {}).get(name) if name else None
+    return None if value is None else float(value)
+
+
+def stage_metric(summary: Mapping[str, Any], metric: str) -> float | None:
+    """A figure of a stage's summary: one of its ``metrics``, or ``<kind>.<class>`` of its ``per_class``."""
+    if metric in summary.get("metrics", {}):
+        value = summary["metrics"][metric]
+    else:
+        kind, _, name = metric.partition(".")
+        value = summary.get("per_class", {}).get(kind, {}).get(name)
     return None if value is None else float(value)
 
 
@@ -50,6 +63,9 @@ def build_report(
     for name, stage in stages.items():
         if stage.report.get("key") and name in summaries:
             _set_dotted(report, stage.report["key"], headline_value(summaries[name]))
+    for row in options.get("rows", []):
+        if row["stage"] in summaries:
+            _set_dotted(report, row["key"], stage_metric(summaries[row["stage"]], row["metric"]))
     upper = options.get("upper_bound")
     upper_value = headline_value(summaries[upper]) if upper in summaries else None
     report["upper_bound"] = {"stage": upper, "mIoU": upper_value}
@@ -116,6 +132,9 @@ def markdown(
         if ratio is not None:
             value += f" ({100 * ratio:.0f}% of the upper bound {_fmt(upper['mIoU'])})"
         lines.append(f"| {stage.report['label']} | {value} |")
+    for row in options.get("rows", []):
+        if row["stage"] in summaries and row.get("label"):
+            lines.append(f"| {row['label']} | {_fmt(stage_metric(summaries[row['stage']], row['metric']))} |")
     if report["notes"]:
         lines += ["", "Notes:", *(f"- {note}" for note in report["notes"])]
     lines += ["", "## Stages", "", "| stage | what | seconds | headline |", "| --- | --- | --- | --- |"]

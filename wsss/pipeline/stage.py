@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from mmengine.config import Config
 from mmengine.registry import Registry
 
-STAGES = Registry("pipeline stage", scope="wsss", locations=["wsss.pipeline.stages"])
+STAGES = Registry("pipeline stage", scope="wsss", locations=["wsss.pipeline.stages", "wsss.pipeline.synth"])
 
 
 class StageError(RuntimeError):

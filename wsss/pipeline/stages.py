@@ -63,6 +63,10 @@ class Train(Stage):
     Options: ``config``; ``iters`` or ``epochs`` (else the config's schedule); ``load_from`` (a Train
     stage whose final weights start this one); ``labels`` (a stage whose label PNGs are the training
     masks, or a folder name inside the data root such as ``SegmentationClass``); ``cfg_options``;
+    ``synthetic`` (a stage whose folder is a synthetic VOC-layout dataset, e.g. FilterSynthetic),
+    ``synthetic_labels`` (a stage of its label PNGs) and ``ratio`` (synthetic images per real image
+    in an epoch), for a config whose training set is a MixedDataset of (real, synthetic) with a
+    RatioSampler (configs/seg/deeplabv3plus_shapes_mixed.py): ``labels`` then go to the real part;
     ``floor=dict(metric=..., min=..., hint=...)``, a validation figure the model must reach or the
     pipeline stops with a diagnosis; ``collapse="stop"`` to stop when BAS maps collapse (else a note).
     Reports the validation metrics of its final checkpoint (the best one when the config keeps it).
@@ -83,6 +87,9 @@ class Train(Stage):
             "floor",
             "collapse",
             "metric",
+            "synthetic",
+            "synthetic_labels",
+            "ratio",
         }
 
     @property
@@ -99,6 +106,9 @@ class Train(Stage):
         labels = self.options.get("labels")
         if labels in self.ctx.stages:
             needs.append(labels)
+        for key in ("synthetic", "synthetic_labels"):
+            if self.options.get(key):
+                needs.append(self.ref(key).name)
         return needs
 
     def files(self) -> list[Path]:
@@ -116,10 +126,19 @@ class Train(Stage):
             if Config.fromfile(self.config).get("val_dataloader"):  # feature models validate nothing
                 options["val_dataloader.dataset.split"] = self.ctx.split_name("val")
         labels = o.get("labels")
+        mixed = o.get("synthetic") is not None
+        if mixed != (o.get("synthetic_labels") is not None):
+            raise StageError(f"stage {self.name}: `synthetic` and `synthetic_labels` go together; give both")
+        dataset = "train_dataloader.dataset.datasets.0" if mixed else "train_dataloader.dataset"
         if labels is not None:
-            options["train_dataloader.dataset.label_dir"] = (
+            options[f"{dataset}.label_dir"] = (
                 self.ctx.stages[labels].out if labels in self.ctx.stages else labels
             )
+        if mixed:
+            options["train_dataloader.dataset.datasets.1.data_root"] = self.ref("synthetic").out
+            options["train_dataloader.dataset.datasets.1.label_dir"] = self.ref("synthetic_labels").out
+            if o.get("ratio") is not None:
+                options["train_dataloader.sampler.ratios"] = (1.0, float(o["ratio"]))
         args = [self.config, "--work-dir", self.out, "--data-root", self.ctx.data_root, "--resume"]
         if o.get("load_from"):
             args += ["--load-from", self.ref("load_from").out]
@@ -183,19 +202,28 @@ class Seeds(_ModelStage):
     """Multi-scale + flip seeds (``tools/make_seeds.py``) of a trained localizer for a split.
 
     Options: ``model`` (a Train stage), ``split`` (default train), ``scales``, ``flip`` (default True),
-    ``base_size`` (scales apply to images brought to this shorter side: the localizer's training size).
+    ``base_size`` (scales apply to images brought to this shorter side: the localizer's training size),
+    ``data`` (a stage whose folder is another VOC-layout dataset, e.g. synthetic images kept by
+    FilterSynthetic; default the pipeline's data).
     """
 
     kind = "seeds"
 
     @classmethod
     def option_names(cls) -> set[str]:
-        return {"model", "split", "scales", "flip", "base_size"}
+        return {"model", "split", "scales", "flip", "base_size", "data"}
+
+    def reads(self) -> list[str]:
+        return [self.model.name, *([self.ref("data").name] if self.options.get("data") else [])]
 
     def argv(self) -> list[str]:
         o = self.options
-        split = self.ctx.split_name(o.get("split", "train"))
+        split = o.get("split", "train")
+        # Another dataset (synthetic images) keeps its own split names; the pipeline's are mapped.
+        split = split if o.get("data") else self.ctx.split_name(split)
         args = [*self.model_args(), "--out", self.out, "--split", split, "--no-progress"]
+        if o.get("data"):
+            args[args.index("--data-root") + 1] = self.ref("data").out
         if o.get("scales"):
             args += ["--scales", *o["scales"]]
         if o.get("flip") is False:
@@ -322,6 +350,9 @@ class PseudoLabels(Stage):
     """Pseudo labels (``tools/make_pseudo_labels.py``) from the best of several swept seeds, at its threshold.
 
     Options: ``sweeps`` (SweepSeeds stages), ``crf`` (default False), ``split`` (default train).
+    Images without ground truth (synthetic ones) instead: ``seeds`` (a Seeds stage),
+    ``threshold_from`` (the SweepSeeds stage whose best threshold labels them: the same localizer's
+    on the real images) and ``data`` (the stage whose folder holds the images and the split list).
     Reports which seeds it took and the threshold.
     """
 
@@ -329,23 +360,47 @@ class PseudoLabels(Stage):
 
     @classmethod
     def option_names(cls) -> set[str]:
-        return {"sweeps", "crf", "split"}
+        return {"sweeps", "crf", "split", "seeds", "threshold_from", "data"}
 
     def reads(self) -> list[str]:
+        if self.options.get("seeds"):
+            names = [self.ref("seeds").name, self.ref("threshold_from").name]
+            return names + ([self.ref("data").name] if self.options.get("data") else [])
         return [stage.name for stage in self.refs("sweeps")]
 
     def argv(self) -> list[str]:
-        sweeps = [stage.sweep_file for stage in self.refs("sweeps")]
-        args = ["--from-sweeps", *sweeps, "--images", self.ctx.data_root / "JPEGImages", "--out", self.out,
-                "--list", self.ctx.split_list(self.options.get("split", "train")), "--no-progress"]  # fmt: skip
-        return tool("make_pseudo_labels", *args, *(["--crf"] if self.options.get("crf") else []))
+        o = self.options
+        root = self.ref("data").out if o.get("data") else self.ctx.data_root
+        split = (
+            root / "ImageSets" / "Segmentation" / f"{o.get('split', 'train')}.txt"  # its own split names
+            if o.get("data")
+            else self.ctx.split_list(o.get("split", "train"))
+        )
+        if o.get("seeds"):
+            if o.get("sweeps"):
+                raise StageError(
+                    f"stage {self.name}: give `sweeps`, or `seeds` with `threshold_from`, not both"
+                )
+            choice = [
+                "--seeds",
+                self.ref("seeds").out,
+                "--threshold-from",
+                self.ref("threshold_from").sweep_file,
+            ]
+        else:
+            choice = ["--from-sweeps", *(stage.sweep_file for stage in self.refs("sweeps"))]
+        args = [*choice, "--images", root / "JPEGImages", "--out", self.out, "--list", split, "--no-progress"]
+        return tool("make_pseudo_labels", *args, *(["--crf"] if o.get("crf") else []))
 
     def summarize(self) -> dict[str, Any]:
         manifest = read_json(self.out / "manifest.json")
         seeds = manifest["settings"]["seeds"]
-        source = next(
-            (s.ref("seeds").name for s in self.refs("sweeps") if str(s.ref("seeds").out) == seeds), seeds
+        candidates = (
+            [self.ref("seeds")]
+            if self.options.get("seeds")
+            else [s.ref("seeds") for s in self.refs("sweeps")]
         )
+        source = next((stage.name for stage in candidates if str(stage.out) == seeds), seeds)
         return {
             "metrics": {"bg_threshold": manifest["settings"]["bg_threshold"]},
             "outputs": {

@@ -1,4 +1,5 @@
-"""Prompt files for synthetic datasets: one prompt per line, or JSONL with prompt, classes and seed.
+"""Prompt files for synthetic datasets: one prompt per line, or JSONL with prompt, classes and seed
+(and ``contexts``, as tools/plan_prompts.py writes them: checked, not used for generation).
 
 The image-level label of a synthetic image is the set of classes its prompt names: given as
 ``classes`` in JSONL, else found in the prompt text (whole words, case-insensitive, plural ``s``/``es``).
@@ -51,9 +52,16 @@ def _json_entry(path: Path, number: int, text: str) -> PromptEntry:
     seed = record.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f'{where}: "seed" must be an integer of 0 or more, got {seed!r}')
-    unknown = sorted(set(record) - {"prompt", "classes", "seed"})
+    contexts = record.get("contexts")
+    if contexts is not None and (
+        not isinstance(contexts, list) or not all(isinstance(c, str) for c in contexts)
+    ):
+        raise ValueError(f'{where}: "contexts" must be a list of context names')
+    unknown = sorted(set(record) - {"prompt", "classes", "seed", "contexts"})
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; a line holds prompt, classes and seed")
+        raise ValueError(
+            f"{where}: unknown keys {unknown}; a line holds prompt, classes, seed (and contexts, not used here)"
+        )
     return PromptEntry(prompt.strip(), None if classes is None else tuple(classes), seed, number)
 
 

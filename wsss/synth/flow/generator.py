@@ -43,6 +43,11 @@ class FlowGenerator:
         self.batch_size = batch_size
 
     @property
+    def vocabulary(self):
+        """The words and classes the model reads (:class:`~wsss.synth.flow.vocabulary.Vocabulary`)."""
+        return self.model.vocabulary
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 

@@ -15,10 +15,13 @@ from dataclasses import dataclass
 
 import torch
 
+from wsss.synth.prompts.lexicon import IRREGULAR_PLURALS
+
 PAD_ID = 0  # padding, after the last token of a shorter prompt
 START_ID = 1  # every prompt starts with it, so the empty prompt (classifier-free guidance) is one token
 FIRST_WORD_ID = 2
 _WORD = re.compile(r"[a-z0-9]+")
+SINGULARS = {plural: word for word, plural in IRREGULAR_PLURALS.items()}
 
 
 def tokenize(text: str) -> list[str]:
@@ -63,6 +66,19 @@ class Vocabulary:
             raise ValueError(f"prompt {prompt!r} names no class; name one of: {', '.join(self.classes)}")
         return [START_ID] + [index[word] for word in words]
 
+    def keep_known(self, prompt: str) -> tuple[str, list[str]]:
+        """``prompt`` with the words the model does not know left out (lower case, single spaces), and those words.
+
+        For prompts written for any generator (the prompt planner's ``a photo of ...``) sent to a model
+        that knows only its training captions' words; what remains must still name a class to be encoded.
+        A plural the model does not know becomes its known singular (``aeroplanes`` -> ``aeroplane``,
+        ``people`` -> ``person``).
+        """
+        known = set(self.words)
+        read = [_singular(word, known) for word in tokenize(prompt)]
+        dropped = sorted({word for word, kept in zip(tokenize(prompt), read) if kept is None})
+        return " ".join(word for word in read if word is not None), dropped
+
     def classes_in(self, prompt: str) -> list[str]:
         """The class names ``prompt`` mentions, in the vocabulary's order (its image-level label)."""
         words = tokenize(prompt)
@@ -102,6 +118,17 @@ class Vocabulary:
             return None
         table = json.loads(data.decode("utf-8"))
         return cls(tuple(table["words"]), tuple(table["classes"]))
+
+
+def _singular(word: str, known: set[str]) -> str | None:
+    """``word`` when known, else its singular when that is known (``people`` -> ``person``: the planner's
+    irregular plurals; else without ``s`` / ``es``, ``ies`` -> ``y``), else None."""
+    forms = (word, SINGULARS.get(word), word[:-1] if word.endswith("s") else None,
+             word[:-2] if word.endswith("es") else None, word[:-3] + "y" if word.endswith("ies") else None)  # fmt: skip
+    for form in forms:
+        if form and form in known:
+            return form
+    return None
 
 
 def _names(words: Sequence[str], class_name: str) -> bool:

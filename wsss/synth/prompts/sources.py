@@ -18,6 +18,7 @@ from pathlib import Path
 
 from wsss.data.captions import read_captions
 from wsss.data.classes import resolve_class_names
+from wsss.data.dataset import read_split
 from wsss.synth.prompts.lexicon import Lexicon
 from wsss.synth.prompts.parse import CaptionReader, ImageFacts, read_images
 
@@ -44,8 +45,15 @@ def read_class_labels(path: Path, class_names: tuple[str, ...]) -> dict[str, lis
 
 def load_images(lexicon: Lexicon, captions: str | os.PathLike | None = None,
                 data_root: str | os.PathLike | None = None,
-                classes: str | os.PathLike | list[str] | None = None) -> tuple[list[ImageFacts], list[str], str]:  # fmt: skip
-    """``(image facts, foreground class names, description of the source)``; see the module docstring."""
+                classes: str | os.PathLike | list[str] | None = None,
+                split: str | None = None) -> tuple[list[ImageFacts], list[str], str]:  # fmt: skip
+    """``(image facts, foreground class names, description of the source)``; see the module docstring.
+
+    ``split`` (with ``data_root``): only the images of ``ImageSets/Segmentation/<split>.txt``, e.g. the
+    training images, so that nothing is learnt from validation captions.
+    """
+    if split is not None and data_root is None:
+        raise ValueError("--split needs --data-root (a captions file has no split lists)")
     if (captions is None) == (data_root is None):
         raise ValueError("give exactly one of --captions FILE or --data-root DIR")
     labels = None
@@ -65,6 +73,11 @@ def load_images(lexicon: Lexicon, captions: str | os.PathLike | None = None,
         source = " + ".join(
             str(p) for p, used in ((captions_path, bool(text)), (labels_path, labels is not None)) if used
         )
+        if split is not None:
+            keep = set(read_split(root / "ImageSets" / "Segmentation" / f"{split}.txt"))
+            text = {i: t for i, t in text.items() if i in keep}
+            labels = None if labels is None else {i: c for i, c in labels.items() if i in keep}
+            source += f" ({split} split)"
     else:
         captions_path = Path(captions)
         names = resolve_class_names(classes, captions_path.parent if captions_path.parent.is_dir() else None)
