@@ -3,8 +3,8 @@
 A loss is a registered ``nn.Module`` with
 
 - ``needs_teacher`` (class attribute): ``True`` makes the segmenter keep an EMA teacher
-  (:class:`~wsss.nn.ema.EMATeacher`) and pass its logits, whenever the loss's
-  ``wants_teacher()`` says the coming call will use them (a warm-up spares the teacher's forward);
+  (:class:`~wsss.nn.ema.EMATeacher`) and pass its logits, unless the loss's optional
+  ``wants_teacher()`` says the coming call will not use them (a warm-up spares the teacher's forward);
 - ``loss(logits, data_samples, teacher_logits=None) -> dict[str, Tensor]``: ``logits`` are the
   student's ``(B, C, H, W)`` scores, ``data_samples`` the batch's sample dicts (labels under
   ``gt_seg``, image-level labels under ``cls_label``), ``teacher_logits`` the teacher's scores for the

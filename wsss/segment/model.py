@@ -204,7 +204,8 @@ class Segmenter(WSSSModel):
     def loss(self, inputs: torch.Tensor, data_samples: list[dict]) -> dict[str, torch.Tensor]:
         """The loss module's dict for a stacked batch (with the teacher's logits when there is one)."""
         logits = self.run_padded(self.network, inputs)
-        use_teacher = self.teacher is not None and self.criterion.wants_teacher()
+        wants_teacher = getattr(self.criterion, "wants_teacher", None)  # optional: a warm-up needs no teacher
+        use_teacher = self.teacher is not None and (wants_teacher is None or wants_teacher())
         teacher_logits = self.run_padded(self.teacher, inputs) if use_teacher else None
         return self.criterion.loss(logits, data_samples, teacher_logits=teacher_logits)
 
