@@ -233,3 +233,21 @@ def test_dry_run_into_a_closed_pipe_stops_quietly(toy):
     result = subprocess.run(f"{shlex.quote(sys.executable)} -c {shlex.quote(script)} | head -n 1",
                             shell=True, capture_output=True, text=True, env=env)  # fmt: skip
     assert result.stdout.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_stage_that_runs_again_starts_from_an_empty_folder(toy, capsys):
+    """Outdated output is removed before a stage runs again, so its tool cannot resume from files an
+    older command made (seed files of the previous model); an unchanged stage keeps its folder."""
+    tmp_path, data = toy
+    stages = "a=dict(type='Echo', text='a'), b=dict(type='Echo', text='b', after=['a']), c=dict(type='Echo', text='c')"
+    config = write_pipeline(tmp_path, stages)
+    work = tmp_path / "work"
+    assert run(config, work, data) == 0
+    for name in "abc":
+        (work / name / "made_by_the_old_command.txt").write_text("old")
+    config = write_pipeline(tmp_path, stages.replace("text='a'", "text='A'"))
+    assert run(config, work, data) == 0
+    assert not (work / "a" / "made_by_the_old_command.txt").exists()
+    assert not (work / "b" / "made_by_the_old_command.txt").exists()  # its input ran again
+    assert (work / "c" / "made_by_the_old_command.txt").exists()  # unchanged: skipped, untouched
+    assert (work / "b" / "out.txt").read_text() == "Ab"

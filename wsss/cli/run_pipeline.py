@@ -23,8 +23,8 @@ logs to WORK_DIR/logs/<stage>.log and its measured figures to WORK_DIR/summaries
 writes WORK_DIR/report.md and report.json.
 
 Running the same command again resumes: finished stages are skipped, unless their command, their
-config files or their inputs changed, in which case they and everything after them run again (said
-as [rerun]). A training stage below its learning floor stops the pipeline with a diagnosis.
+config files or their inputs changed, in which case they and everything after them run again from
+an empty folder (said as [rerun]; their outdated output is removed first). A training stage below its learning floor stops the pipeline with a diagnosis.
 
   python tools/run_pipeline.py                                  # {DEFAULT_CONFIG} in work_dirs/pipeline
   python tools/run_pipeline.py configs/pipeline/shapes_1k.py --work-dir work_dirs/shapes_1k

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -118,6 +119,7 @@ class PipelineRunner:
         self.summary_dir = ctx.work_dir / "summaries"
         self.log_dir = ctx.work_dir / "logs"
         self.share_dir = ctx.work_dir / "threads"
+        self._outdated: set[str] = set()  # stages whose earlier output is out of date in this run
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -198,9 +200,10 @@ class PipelineRunner:
                 raise StageError(
                     f"stage {only} needs {', '.join(blocked)}, which are not done; run those first"
                 )
-        for name, s in status.items():
-            if s.state == "stale" and name in todo:
-                log(f"[rerun] {name}: {s.reason}")
+        self._outdated = {name for name, s in status.items() if s.state == "stale" and name in todo}
+        for name in self.stages:
+            if name in self._outdated:
+                log(f"[rerun] {name}: {status[name].reason}")
         for folder in (self.marker_dir, self.summary_dir, self.log_dir, self.share_dir):
             folder.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(folder)
@@ -279,7 +282,19 @@ class PipelineRunner:
         for name in running:
             write_text_atomic(self.share_dir / name, share)
 
+    def _clear_outdated(self, stage: Stage) -> None:
+        """Remove a stage's earlier, now outdated output before it runs again, so that its tool starts
+        afresh instead of resuming from files an older command or input made (seeds of the previous
+        model, a training run of the previous config). Only folders inside the work dir that the stage
+        owns are removed; a run cut short after this resumes from what it wrote since."""
+        out = stage.out.resolve()
+        if stage.owns_output and out.is_relative_to(self.ctx.work_dir.resolve()) and out.is_dir():
+            shutil.rmtree(out)
+        (self.marker_dir / f"{stage.name}.json").unlink(missing_ok=True)
+
     def _start(self, stage: Stage, threads: int) -> tuple[subprocess.Popen, float, Any]:
+        if stage.name in self._outdated:
+            self._clear_outdated(stage)
         argv = self.launch_argv(stage)
         self.share_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.share_dir / stage.name, str(threads))

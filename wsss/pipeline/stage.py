@@ -120,6 +120,9 @@ class Stage(ABC):
     uses_model: ClassVar[bool] = False
     #: A stage that makes the dataset itself; dropped when the user gives ``--data-root``.
     makes_data: ClassVar[bool] = False
+    #: Its ``out`` folder is its own (removed when the stage must run again); False for a stage that
+    #: rewrites another stage's folder in place.
+    owns_output: ClassVar[bool] = True
 
     def __init__(
         self,

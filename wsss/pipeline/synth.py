@@ -146,6 +146,7 @@ class FilterSynthetic(_FromModel):
 
     kind = "filter_synthetic"
     uses_model = False  # one process is enough (a forward pass per image); the tool has no --launcher
+    owns_output = False  # it rewrites the Generate stage's folder
 
     @classmethod
     def option_names(cls) -> set[str]:
