@@ -115,6 +115,12 @@ def test_report_rows_read_metrics_and_per_class_scores(tmp_path):
     assert report["synthetic"]["boat_iou"]["natural"] == 30.0
     assert report["synthetic"]["water_as_boat"]["natural"] == 12.5
     assert "without" not in report["synthetic"]["boat_iou"]  # its stage has not run
+    assert not any("learnt little" in note for note in report["notes"])  # no upper bound: nothing to say
+    upper = {"metrics": {"mIoU": 1.7}, "headline": "mIoU", "per_class": {}, "outputs": {}, "notes": []}
+    report = build_report(stages, {**summaries, "test_upper": upper}, ctx, options)
+    assert report["notes"][0].startswith(
+        "test_upper: even on ground truth the segmenter reached only 1.7 mIoU"
+    )
 
 
 def synthetic_folder(root: Path, classes: tuple[str, ...], size: int = 32) -> Path:

@@ -23,6 +23,9 @@ from wsss.data.classes import resolve_class_names
 from wsss.fileio import write_json_atomic, write_text_atomic
 from wsss.pipeline.stage import PipelineContext, Stage
 
+#: An upper bound below this (mIoU) means nothing learnt; the report says so before any ratio to it.
+LOW_UPPER_BOUND = 30.0
+
 
 def headline_value(summary: Mapping[str, Any]) -> float | None:
     """The figure a stage is known by (its summary's ``headline`` metric), or None."""
@@ -94,6 +97,11 @@ def build_report(
     report["notes"] = [
         f"{name}: {note}" for name, summary in summaries.items() for note in summary.get("notes", [])
     ]
+    if upper_value is not None and upper_value < LOW_UPPER_BOUND:
+        report["notes"].insert(0, (
+            f"{upper}: even on ground truth the segmenter reached only {upper_value:.1f} mIoU: the models "
+            "learnt little on these data, and shares of the upper bound say nothing"
+        ))  # fmt: skip
     report["stages"] = dict(summaries)
     return report
 
