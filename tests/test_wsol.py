@@ -83,7 +83,7 @@ def test_cub_dataset_reads_layout(tmp_path):
     assert item["data_samples"]["gt_label"] == 0  # image 4 has class 1 (1-based)
     assert item["data_samples"]["gt_bboxes"].tolist() == [[2.0, 3.0, 11.0, 22.0]]
     (tmp_path / "bounding_boxes.txt").unlink()
-    with pytest.raises(FileNotFoundError, match="bounding_boxes.txt: missing"):
+    with pytest.raises(FileNotFoundError, match="bounding_boxes.txt: CUB file not found"):
         CUBDataset(tmp_path, "train")
 
 

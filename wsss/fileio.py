@@ -65,6 +65,18 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
     return removed
 
 
+def read_text_file(path: str | os.PathLike, what: str, fix: str) -> str:
+    """A UTF-8 text file's contents (a byte-order mark dropped); a missing or non-UTF-8 file is one error
+    naming it, ``what`` it is and the ``fix``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found; {fix}")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start}); {fix}") from None
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_write(path) as tmp:

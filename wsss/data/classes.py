@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from wsss.fileio import write_text_atomic
+from wsss.fileio import read_text_file, write_text_atomic
 
 VOC_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -32,16 +32,7 @@ CLASS_NAMES_FILE = "class_names.txt"
 def read_class_names(path: str | os.PathLike) -> tuple[str, ...]:
     """Read one class name per line (background first); blank lines and ``#`` comments are skipped."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: class file not found; write one class name per line, background first"
-        )
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ValueError(
-            f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start}); one class name per line"
-        ) from None
+    text = read_text_file(path, "class file", "write one class name per line, background first")
     names = []
     for line in text.splitlines():
         line = line.strip()

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from wsss.data.image_io import read_image
+from wsss.fileio import read_text_file
 from wsss.data.transforms import AlbuPipeline
 from wsss.registry import DATASETS
 
@@ -29,14 +30,7 @@ def _read_table(
 ) -> list[tuple[int, list[str]]]:
     """``(line number, fields)`` of each non-empty line; ValueError naming the file and line when a line
     has fewer than ``fields`` fields or (``unique``) repeats an image id."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; a CUB-200-2011 root holds {', '.join(CUB_FILES)}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ValueError(
-            f"{path}: not a text file ({err}); restore it from the CUB-200-2011 archive"
-        ) from None
+    text = read_text_file(path, "CUB file", f"a CUB-200-2011 root holds {', '.join(CUB_FILES)}")
     rows, seen = [], set()
     for number, line in enumerate(text.splitlines(), start=1):
         row = line.split()

@@ -46,6 +46,7 @@ from wsss.data.classes import resolve_class_names
 from wsss.data.image_io import IMAGE_SUFFIXES, index_images, read_image
 from wsss.data.label_io import BIASED_INDEX, IGNORE_INDEX, VOC_PALETTE, read_label_png
 from wsss.data.transforms import AlbuPipeline
+from wsss.fileio import read_text_file
 from wsss.registry import DATASETS, FUNCTIONS, HOOKS
 
 LABEL_SOURCES = ("auto", "json", "xml", "mask", "none")
@@ -64,16 +65,7 @@ def read_split(path: str | os.PathLike) -> list[str]:
     IRN and mmseg lists) is reduced to its id.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: split list not found; create it with one image id per line")
-    try:
-        text = path.read_text(
-            encoding="utf-8-sig"
-        )  # a byte-order mark (Windows editors) is not part of an id
-    except UnicodeDecodeError as err:
-        raise ValueError(
-            f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start}); list one image id per line"
-        ) from None
+    text = read_text_file(path, "split list", "list one image id per line")
     ids = [_id_of(line.split()[0]) for line in text.splitlines() if line.strip()]
     if not ids:
         raise ValueError(f"{path}: split list is empty; list one image id per line")

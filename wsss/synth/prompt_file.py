@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from wsss.fileio import read_text_file
+
 
 @dataclass(frozen=True)
 class PromptEntry:
@@ -68,12 +70,7 @@ def _json_entry(path: Path, number: int, text: str) -> PromptEntry:
 def read_prompts(path: str | os.PathLike) -> list[PromptEntry]:
     """The prompts of ``path`` in order (blank lines skipped); JSONL when it ends in .jsonl or starts with ``{``."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: prompt file not found; write one prompt (or JSON object) per line")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not UTF-8 text ({err.reason}); save the prompt file as UTF-8") from None
+    lines = read_text_file(path, "prompt file", "write one prompt (or JSON object) per line").splitlines()
     jsonl = _is_jsonl(path, lines)
     entries = [
         _json_entry(path, number, line) if jsonl else PromptEntry(line.strip(), None, None, number)
