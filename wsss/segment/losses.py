@@ -114,7 +114,7 @@ def restricted_probabilities(teacher_logits: torch.Tensor, cls_label: torch.Tens
 
 
 @MODELS.register_module()
-class MARSComplementCE(nn.Module):
+class MARSComplementCE(SegCrossEntropy):
     """MARS's complementing loss: biased pixels (254) take the EMA teacher's label, weighted by its confidence.
 
     At a biased pixel the teacher's softmax over background and the image's own classes gives the
@@ -143,17 +143,11 @@ class MARSComplementCE(nn.Module):
         label_key: str = "gt_seg",
         loss_name: str = "loss_ce",
     ):
-        super().__init__()
-        if "loss" not in loss_name:
-            raise ValueError(f"loss_name must contain 'loss' so mmengine sums it, got {loss_name!r}")
+        super().__init__(ignore_index, loss_weight, label_key, loss_name)
         self.warmup_iters = warmup_iters
         self.weighted = weighted
         self.weight_includes_background = weight_includes_background
         self.biased_index = biased_index
-        self.ignore_index = ignore_index
-        self.loss_weight = loss_weight
-        self.label_key = label_key
-        self.loss_name = loss_name
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
 
     def wants_teacher(self) -> bool:
