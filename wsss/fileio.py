@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,33 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
         Path(entry.path).unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+def first_items(items: Iterable[Any], limit: int = 5) -> str:
+    """The first ``limit`` items joined by commas, with ", ..." when there are more: how errors list many ids."""
+    items = [str(item) for item in items]
+    return ", ".join(items[:limit]) + (", ..." if len(items) > limit else "")
+
+
+def require_id_files(
+    folder: str | os.PathLike,
+    ids: Sequence[str],
+    path_of: Callable[[Path, str], Path],
+    absent: str,
+    missing: str,
+) -> None:
+    """FileNotFoundError unless ``folder`` holds ``path_of(folder, id)`` for every id.
+
+    A missing folder raises ``"<folder>: <absent>"``; missing files raise ``"<folder>: <missing>"`` with
+    ``{count}``, ``{total}`` and ``{first}`` (the first ids, see :func:`first_items`) filled in.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: {absent}")
+    lacking = [image_id for image_id in ids if not path_of(folder, image_id).is_file()]
+    if lacking:
+        message = missing.format(count=len(lacking), total=len(ids), first=first_items(lacking))
+        raise FileNotFoundError(f"{folder}: {message}")
 
 
 def read_text_file(path: str | os.PathLike, what: str, fix: str) -> str:

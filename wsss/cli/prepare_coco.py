@@ -10,6 +10,7 @@ from pathlib import Path
 
 from wsss.cli.common import add_workers, check_output_dir, check_positive, make_parser, run
 from wsss.data.coco_convert import CROWD_POLICIES, convert_coco
+from wsss.fileio import first_items
 
 DESCRIPTION = """\
 Convert a COCO instances json (2014 or 2017) into the VOC layout the wsss datasets read:
@@ -67,10 +68,8 @@ def prepare(args: argparse.Namespace) -> int:
     print(f"{summary.split}: {summary.listed} images listed in {summary.split_file} ({summary.written} PNGs written, "
           f"{summary.reused} already there), {summary.left_out_empty} without annotations left out")  # fmt: skip
     if summary.refused:
-        shown = ", ".join(str(i) for i in summary.refused[:10]) + (
-            ", ..." if len(summary.refused) > 10 else ""
-        )
-        print(f"warning: {len(summary.refused)} annotations could not be painted and were left out (ids {shown})",
+        print(f"warning: {len(summary.refused)} annotations could not be painted and were left out "
+              f"(ids {first_items(summary.refused, 10)})",
               file=sys.stderr)  # fmt: skip
     return 0
 

@@ -11,7 +11,8 @@ import random
 from typing import Any
 
 from wsss.data.captions import read_captions
-from wsss.data.dataset import ImageLabelDataset, _first_ids
+from wsss.data.dataset import ImageLabelDataset
+from wsss.fileio import first_items
 from wsss.registry import DATASETS
 
 
@@ -33,7 +34,7 @@ class CaptionedImageDataset(ImageLabelDataset):
         if missing:
             raise ValueError(
                 f"{path}: no caption for {len(missing)} of the {len(self.img_ids)} images of split '{self.split}' "
-                f"(first: {_first_ids(missing)}); caption every listed image or fix the split list"
+                f"(first: {first_items(missing)}); caption every listed image or fix the split list"
             )
         self.captions = [table[img_id] for img_id in self.img_ids]
         self.random_caption = random_caption

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from wsss.data.image_io import read_image
-from wsss.fileio import read_text_file
+from wsss.fileio import first_items, read_text_file
 from wsss.data.transforms import AlbuPipeline
 from wsss.registry import DATASETS
 
@@ -59,10 +59,6 @@ def _number(path: Path, number: int, text: str, kind: type = int) -> Any:
     return value
 
 
-def _first(ids: Sequence[str]) -> str:
-    return ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-
-
 def read_cub_tables(
     data_root: Path,
 ) -> tuple[dict[str, str], dict[str, int], dict[str, bool], dict[str, list]]:
@@ -97,7 +93,7 @@ def read_cub_tables(
         if missing:
             raise ValueError(
                 f"{table}: no line for {len(missing)} of the {len(paths)} images of images.txt (first: "
-                f"{_first(missing)}); add them, or drop those images from images.txt"
+                f"{first_items(missing)}); add them, or drop those images from images.txt"
             )
     return paths, labels, is_train, boxes
 
@@ -124,7 +120,7 @@ class CUBDataset(Dataset):
             if unboxed:
                 raise ValueError(
                     f"{self.data_root / 'bounding_boxes.txt'}: no box for {len(unboxed)} of the {len(self.img_ids)} "
-                    f"test images (first: {_first(unboxed)}); add their boxes"
+                    f"test images (first: {first_items(unboxed)}); add their boxes"
                 )
         self.img_paths = [self.data_root / "images" / paths[i] for i in self.img_ids]
         self.labels = [labels[i] for i in self.img_ids]

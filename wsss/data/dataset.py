@@ -46,16 +46,12 @@ from wsss.data.classes import resolve_class_names
 from wsss.data.image_io import IMAGE_SUFFIXES, index_images, read_image
 from wsss.data.label_io import BIASED_INDEX, IGNORE_INDEX, VOC_PALETTE, read_label_png
 from wsss.data.transforms import AlbuPipeline
-from wsss.fileio import read_text_file
+from wsss.fileio import first_items, read_text_file
 from wsss.registry import DATASETS, FUNCTIONS, HOOKS
 
 LABEL_SOURCES = ("auto", "json", "xml", "mask", "none")
 # How many ids an error or warning about many files lists before it stops.
 SHOWN_IDS = 5
-
-
-def _first_ids(ids: Sequence[str]) -> str:
-    return ", ".join(ids[:SHOWN_IDS]) + (", ..." if len(ids) > SHOWN_IDS else "")
 
 
 def read_split(path: str | os.PathLike) -> list[str]:
@@ -202,7 +198,7 @@ class ImageLabelDataset(Dataset):
         counted = f"{len(missing)} of {len(self.img_ids)} images of split '{self.split}'"
         if not allow_missing or len(missing) == len(self.img_ids):
             raise FileNotFoundError(
-                f"{self.label_dir}: no label PNG for {counted} (first: {_first_ids(missing_ids)}); "
+                f"{self.label_dir}: no label PNG for {counted} (first: {first_items(missing_ids, SHOWN_IDS)}); "
                 "write <id>.png there for every listed id, point label_dir at the right folder, or set "
                 "allow_missing=True in the dataset config to leave those images out"
                 + (" (here: every image)" if allow_missing else "")
@@ -211,7 +207,7 @@ class ImageLabelDataset(Dataset):
         self.img_ids = [img_id for i, img_id in enumerate(self.img_ids) if i not in dropped]
         self.img_paths = [path for i, path in enumerate(self.img_paths) if i not in dropped]
         print_log(
-            f"{self.label_dir}: no label PNG for {counted} (first: {_first_ids(missing_ids)}); "
+            f"{self.label_dir}: no label PNG for {counted} (first: {first_items(missing_ids, SHOWN_IDS)}); "
             f"left out because allow_missing=True, {len(self.img_ids)} images remain",
             logger="current",
             level=logging.WARNING,
@@ -362,7 +358,6 @@ class SkippedImagesHook(Hook):
             if skipped:
                 runner.logger.warning(
                     f"epoch {runner.epoch + 1}: {len(skipped)} of {len(dataset)} training images were unreadable and "
-                    f"replaced by random others so far ({', '.join(str(p) for p in skipped[:SHOWN_IDS])}"
-                    f"{', ...' if len(skipped) > SHOWN_IDS else ''}); replace the files or remove their ids "
-                    "from the split list"
+                    f"replaced by random others so far ({first_items(skipped, SHOWN_IDS)}); "
+                    "replace the files or remove their ids from the split list"
                 )

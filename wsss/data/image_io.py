@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from wsss.fileio import first_items
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -43,8 +45,9 @@ def index_images(images_dir: str | os.PathLike, ids: Sequence[str], what: str = 
                 by_stem[path.stem] = path
     missing = [image_id for image_id in ids if image_id not in by_stem]
     if missing:
-        first = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise FileNotFoundError(f"{images_dir}: no image for {len(missing)} of {len(ids)} {what} (first: {first}); {fix}")
+        raise FileNotFoundError(
+            f"{images_dir}: no image for {len(missing)} of {len(ids)} {what} (first: {first_items(missing)}); {fix}"
+        )
     return {image_id: by_stem[image_id] for image_id in ids}
 
 

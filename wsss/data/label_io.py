@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wsss.fileio import atomic_write
+from wsss.fileio import atomic_write, require_id_files
 
 IGNORE_INDEX = 255
 # MARS's debiased labels mark foreground pixels it found to be biased context (rails, water) with 254.
@@ -78,6 +78,21 @@ def read_label_png(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path}: cannot read label PNG ({err}); re-export the file") from err
 
 
+def reusable_label_png(path: str | os.PathLike, shape: Sequence[int]) -> np.ndarray | None:
+    """The label map in ``path`` when it is a whole label PNG of ``shape[:2]``, else None.
+
+    What a resumed run keeps: a missing, truncated or wrongly sized file is made again.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        label = read_label_png(path)
+    except ValueError:
+        return None
+    return label if label.shape == tuple(shape[:2]) else None
+
+
 def colorize(label: np.ndarray) -> np.ndarray:
     """RGB rendering ``(H, W, 3)`` of a label map with the VOC colours."""
     return VOC_PALETTE[np.asarray(label, dtype=np.uint8)]
@@ -133,13 +148,8 @@ def read_label_fast(path: Path) -> np.ndarray:
 
 def check_labels_exist(folder: str | os.PathLike, ids: Sequence[str], what: str = "label") -> None:
     """FileNotFoundError saying how many of ``ids`` have no ``<id>.png`` in ``folder``, naming the first few."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: {what} folder not found; give the folder of <id>.png files")
-    missing = [image_id for image_id in ids if not (folder / f"{image_id}.png").is_file()]
-    if missing:
-        first = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise FileNotFoundError(
-            f"{folder}: {len(missing)} of {len(ids)} {what} PNGs are missing (first: {first}); "
-            "every listed id needs <id>.png there"
-        )
+    require_id_files(
+        folder, ids, lambda root, image_id: root / f"{image_id}.png",
+        absent=f"{what} folder not found; give the folder of <id>.png files",
+        missing=f"{{count}} of {{total}} {what} PNGs are missing (first: {{first}}); every listed id needs <id>.png there",
+    )  # fmt: skip

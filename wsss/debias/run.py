@@ -31,7 +31,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from wsss.data.image_io import index_images, read_image
-from wsss.data.label_io import BIASED_INDEX, IGNORE_INDEX, check_labels_exist, read_label_png, write_label_png
+from wsss.data.label_io import (
+    BIASED_INDEX,
+    IGNORE_INDEX,
+    check_labels_exist,
+    read_label_png,
+    reusable_label_png,
+    write_label_png,
+)
 from wsss.debias.mars import (
     MARSSettings,
     background_distance,
@@ -179,22 +186,12 @@ def build_centroids(
     return CentroidTable(list(ids), image, classes, vectors, cells, score, selected, debiased, kept_mean)
 
 
-def _existing(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
-    if not path.is_file():
-        return None
-    try:
-        label = read_label_png(path)
-    except ValueError:
-        return None
-    return label if label.shape == shape else None
-
-
 def _debias_one(features_dir: FeatureFolder, pseudo_dir: Path, out_dir: Path, images: dict[str, Path], debiased: np.ndarray,
                 mean: np.ndarray | None, settings: MARSSettings, num_classes: int, image_id: str) -> np.ndarray:  # fmt: skip
     """Pass 2 for one image; returns its per-class (foreground pixels, biased pixels) counts ``(2, C)``."""
     base = read_label_png(pseudo_dir / f"{image_id}.png")
     out = out_dir / f"{image_id}.png"
-    label = _existing(out, base.shape)
+    label = reusable_label_png(out, base.shape)
     if label is None or not (out_dir / SCORES_DIR / f"{image_id}.png").is_file():
         features, base, stride, _ = _sample(features_dir, pseudo_dir, image_id, mean)
         classes = [int(c) for c in np.unique(base) if 0 < c < num_classes]

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from mmengine.dist import all_reduce, get_dist_info
 from torch import nn
@@ -27,24 +26,13 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from wsss.data.image_io import read_image
-from wsss.data.label_io import read_label_png, write_label_png
+from wsss.data.label_io import reusable_label_png, write_label_png
 from wsss.evaluation.confusion import ConfusionMatrix, SegmentationResult
 from wsss.fileio import remove_stale_temporaries, save_png_atomic
 from wsss.pseudo.crf import import_pydensecrf
 from wsss.segment.inference import predict_label
 from wsss.segment.model import TTA_SCALES
 from wsss.visualize.overlay import comparison_panel
-
-
-def reusable_prediction(path: Path, shape: Sequence[int]) -> np.ndarray | None:
-    """The label map in ``path`` when it is a readable label PNG of ``shape``, else None."""
-    if not path.is_file():
-        return None
-    try:
-        label = read_label_png(path)
-    except ValueError:
-        return None
-    return label if label.shape == tuple(shape[:2]) else None
 
 
 @dataclass(frozen=True)
@@ -141,7 +129,7 @@ def evaluate_segmenter(
         gt = None
         if dataset.with_mask:
             gt = sample["gt_seg"].numpy() if dataset.pipeline is None else dataset.read_mask(index, ori_shape)
-        pred = reusable_prediction(out_dir / f"{img_id}.png", ori_shape) if resume and out_dir else None
+        pred = reusable_label_png(out_dir / f"{img_id}.png", ori_shape) if resume and out_dir else None
         if pred is None:
             if crf and original is None:
                 original = read_image(sample["img_path"])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsss.fileio import atomic_write, npz_read_error
+from wsss.fileio import atomic_write, npz_read_error, require_id_files
 from wsss.manifest import read_manifest
 
 FEATURE_SUFFIX = ".npz"
@@ -80,17 +80,11 @@ def is_complete_feature_file(path: Path) -> bool:
 
 def check_feature_ids(features_dir: Path, ids: Sequence[str], what: str = "pseudo-labelled") -> None:
     """FileNotFoundError naming how many ids have no feature file, and the first ones."""
-    if not features_dir.is_dir():
-        raise FileNotFoundError(
-            f"{features_dir}: features folder not found; run tools/extract_features.py first"
-        )
-    missing = [i for i in ids if not feature_path(features_dir, i).is_file()]
-    if missing:
-        first = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise FileNotFoundError(
-            f"{features_dir}: no features for {len(missing)} of {len(ids)} {what} images (first: {first}); "
-            "extract features for the same images"
-        )
+    require_id_files(
+        features_dir, ids, feature_path,
+        absent="features folder not found; run tools/extract_features.py first",
+        missing=f"no features for {{count}} of {{total}} {what} images (first: {{first}}); extract features for the same images",
+    )  # fmt: skip
 
 
 class FeatureFolder:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from wsss.fileio import atomic_write, npz_read_error
+from wsss.fileio import atomic_write, npz_read_error, require_id_files
 from wsss.manifest import check_folder_settings, write_manifest
 
 SEED_SUFFIX = ".npz"
@@ -144,18 +144,11 @@ def list_seed_ids(seeds_dir: str | os.PathLike) -> list[str]:
 
 def check_seeds_exist(seeds_dir: str | os.PathLike, ids: Sequence[str]) -> None:
     """Raise FileNotFoundError saying how many listed ids lack a seed file, and naming the first few."""
-    seeds_dir = Path(seeds_dir)
-    if not seeds_dir.is_dir():
-        raise FileNotFoundError(
-            f"{seeds_dir}: seeds folder not found; give the folder of <id>{SEED_SUFFIX} files"
-        )
-    missing = [image_id for image_id in ids if not seed_path(seeds_dir, image_id).is_file()]
-    if missing:
-        first = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise FileNotFoundError(
-            f"{seeds_dir}: {len(missing)} of {len(ids)} listed ids have no seed file (first: {first}); "
-            "make seeds for them or fix the list"
-        )
+    require_id_files(
+        seeds_dir, ids, seed_path,
+        absent=f"seeds folder not found; give the folder of <id>{SEED_SUFFIX} files",
+        missing="{count} of {total} listed ids have no seed file (first: {first}); make seeds for them or fix the list",
+    )  # fmt: skip
 
 
 def is_complete_seed_file(path: str | os.PathLike) -> bool:

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from wsss.data.image_io import image_size, index_images, read_image
-from wsss.data.label_io import read_label_png, write_label_png
+from wsss.data.label_io import reusable_label_png, write_label_png
 from wsss.fileio import remove_stale_temporaries
 from wsss.localize.seed_io import check_seeds_exist, load_seeds, seed_path
 from wsss.manifest import check_folder_settings, write_manifest
@@ -88,17 +88,6 @@ class LabelRule:
         return labels_from_two_thresholds(keys, maps, self.fg_threshold, self.bg_low)
 
 
-def _existing_label(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
-    """The label map in ``path`` when it is whole and of ``shape``, else None (it is made again)."""
-    if not path.is_file():
-        return None
-    try:
-        label = read_label_png(path)
-    except ValueError:
-        return None
-    return label if label.shape == shape else None
-
-
 def label_one(
     seeds_dir: Path, out_dir: Path, rule: LabelRule, task: tuple[str, Path]
 ) -> tuple[np.ndarray, bool]:
@@ -108,7 +97,7 @@ def label_one(
     out_path = out_dir / f"{image_id}.png"
     image = read_image(image_path) if rule.crf else None
     size = image.shape[:2] if image is not None else image_size(image_path)
-    existing = _existing_label(out_path, tuple(size))
+    existing = reusable_label_png(out_path, tuple(size))
     if existing is not None:
         return np.bincount(existing.ravel(), minlength=256), False
     seed_file = seed_path(seeds_dir, image_id)

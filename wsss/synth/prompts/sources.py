@@ -19,6 +19,7 @@ from pathlib import Path
 from wsss.data.captions import read_captions
 from wsss.data.classes import resolve_class_names
 from wsss.data.dataset import read_split
+from wsss.fileio import first_items
 from wsss.synth.prompts.lexicon import Lexicon
 from wsss.synth.prompts.parse import CaptionReader, ImageFacts, read_images
 
@@ -89,7 +90,7 @@ def load_images(lexicon: Lexicon, captions: str | os.PathLike | None = None,
     if not images:
         raise ValueError(f"{source}: holds no images")
     if text and not any(caption.classes for image in images for caption in image.captions):
-        shown = ", ".join(foreground[:8]) + (", ..." if len(foreground) > 8 else "")
-        raise ValueError(f"{source}: no caption names any of the {len(foreground)} classes ({shown}); give the "
+        raise ValueError(f"{source}: no caption names any of the {len(foreground)} classes "
+                         f"({first_items(foreground, 8)}); give the "
                          "dataset's classes with --classes or synonyms with --lexicon")  # fmt: skip
     return images, foreground, source
