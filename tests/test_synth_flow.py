@@ -1,4 +1,5 @@
-"""Our own rectified-flow generators: the loss and path, the Euler sampler, training, loading and sampling."""
+"""Our own rectified-flow generators: the loss and path, the Euler sampler, training, loading, sampling
+and the evaluation tool."""
 
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ import pytest
 import torch
 from PIL import Image
 
-from wsss.cli import generate_synthetic, make_shapes
+from wsss.cli import eval_generator, generate_synthetic, make_shapes
 from wsss.cli import train as train_tool
+from wsss.data.captioned import CaptionedImageDataset
+from wsss.data.transforms import AlbuPipeline
+from wsss.engine.config import load_config
+from wsss.engine.inference import build_model
 from wsss.synth.flow.generator import load_flow_generator
 from wsss.synth.flow.model import flow_loss, interpolate
 from wsss.synth.flow.sampler import euler
 from wsss.synth.generator import TextToImageGenerator
+from wsss.synth.quality import classify_images, label_fidelity, multi_hot
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,3 +135,43 @@ def test_generate_synthetic_drops_words_the_model_does_not_know(trained_flow, tm
 
 def names_index(data: Path, name: str) -> int:
     return (data / "class_names.txt").read_text().split().index(name)
+
+
+def test_eval_generator_judges_its_images_with_the_real_data_classifier(trained_flow, tmp_path, tool_error):
+    config, work, data = trained_flow
+    cam_config = REPO / "configs" / "bas" / "cam_shapes.py"
+    tiny = {"model.backbone.name": "test_resnet"}
+    torch.manual_seed(0)
+    classifier = build_model(load_config(cam_config, data_root=data, cfg_options=tiny)).eval()
+    checkpoint = tmp_path / "cam.pth"
+    torch.save({"state_dict": classifier.state_dict(), "meta": {}}, checkpoint)
+    out = tmp_path / "eval"
+    args = [str(config), str(work), "--data-root", str(data), "--split", "train", "--out", str(out), "--count", "8",
+            "--steps", "2", "--grid-seeds", "1", "--seed", "7"]  # fmt: skip
+    judged = [
+        "--classifier",
+        str(cam_config),
+        str(checkpoint),
+        "--classifier-cfg-options",
+        "model.backbone.name=test_resnet",
+    ]
+    assert eval_generator.main([*args, *judged]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["sets"]["classes"]["straightness"] >= 0 and (out / "grid_captions.png").is_file()
+    quality = metrics["quality"]
+    assert set(quality) == {"real_images", "split", "classes", "captions"} and quality["real_images"] == 8
+    assert set(quality["captions"]) == {"1", "2"}
+    # The figures are those of the classifier on the very images the generator makes for those prompts.
+    dataset = CaptionedImageDataset(data, split="train", random_caption=False)
+    generator = load_flow_generator(config, work)
+    images = generator.sample(
+        [t[0] for t in dataset.captions[:8]], list(range(7, 15)), 2, generator.default_guidance
+    )
+    pipeline = AlbuPipeline([dict(type="ResizeShorter", size=96)])
+    scores, _ = classify_images(classifier, list(images), pipeline, embed=True)
+    expected = label_fidelity(scores, multi_hot(dataset.cls_labels[:8], dataset.num_classes - 1))
+    row = quality["captions"]["2"]
+    assert row["mAP"] == pytest.approx(expected["mAP"], abs=1e-3)
+    assert row["exact_match"] == pytest.approx(expected["exact_match"])
+    assert np.isfinite(row["kid"]) and 0 <= row["precision"] <= 100 and 0 <= row["recall"] <= 100
+    tool_error(eval_generator.main([*args, *judged, "--threshold", "1.5"]), "--threshold")

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wsss.cli.common import (
+    UserError,
+    add_cfg_options,
     add_device,
     check_device,
     check_input_dir,
@@ -18,9 +20,13 @@ from wsss.cli.common import (
     run,
 )  # fmt: skip
 from wsss.data.captioned import CaptionedImageDataset
+from wsss.data.image_io import read_image
+from wsss.engine.config import load_config
+from wsss.engine.inference import classifier_from_checkpoint
 from wsss.fileio import save_png_atomic, write_json_atomic
 from wsss.synth.flow.evaluation import measure, sample_grid
 from wsss.synth.flow.generator import load_flow_generator
+from wsss.synth.quality import classify_images, generated_quality, multi_hot
 
 DESCRIPTION = """\
 Measures a trained flow model (CONFIG, CHECKPOINT: a .pth or a training work dir) on two prompt sets:
@@ -31,12 +37,18 @@ Measures a trained flow model (CONFIG, CHECKPOINT: a .pth or a training work dir
   path (0 = straight; mean over images and pixels on the [-1, 1] scale);
 * one-step gap: mean squared difference of the one-step and the --steps-step images of the same noise.
 
+With --classifier CONFIG CHECKPOINT (a CAM or BAS model trained on the real images of --data-root),
+--count images per set are also generated at 1 and --steps steps ('classes': the class prompts in
+turn; 'captions': as above, each image prompted with its real image's classes) and judged by it
+(wsss.synth.quality): label fidelity (mAP and exact-match rate of the classes prompted, scores at
+least --threshold), KID (mean, std over subsets) and precision/recall (k = 3) in its pooled
+features against the --count real images of --split.
+
 Writes OUT/metrics.json (both sets, timings) and OUT/grid_<set>.png: one row per prompt, columns
-1 step and --steps steps for --grid-seeds seeds. Label fidelity under the project's classifier and a
-kernel distance (KID) in its features are not measured yet.
+1 step and --steps steps for --grid-seeds seeds.
 
   python tools/eval_generator.py configs/synth/rf2_shapes.py work_dirs/rf2 --data-root data/shapes32 \\
-      --out work_dirs/rf2/eval --steps 20
+      --out work_dirs/rf2/eval --steps 20 --classifier configs/bas/cam_shapes.py work_dirs/cam
 """
 
 
@@ -58,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=1000, help="noise seed of the first prompt (default 1000)"
     )
     parser.add_argument("--grid-seeds", type=int, default=4, help="seeds per grid row (default 4)")
+    parser.add_argument("--classifier", nargs=2, metavar=("CONFIG", "CHECKPOINT"),
+                        help="judge the images with this classifier of the real data (fidelity, KID, precision/recall)")  # fmt: skip
+    parser.add_argument("--threshold", type=float, default=0.5, help="score a class must reach (default 0.5)")
+    add_cfg_options(parser, "--classifier-cfg-options", "the --classifier config")
     add_device(parser)
     return parser
 
@@ -66,6 +82,8 @@ def evaluate(args: argparse.Namespace) -> int:
     for flag, value in (("--count", args.count), ("--steps", args.steps), ("--grid-seeds", args.grid_seeds)):
         check_positive(value, flag)
     check_positive(args.seed, "--seed", 0)
+    if not 0.0 < args.threshold < 1.0:
+        raise UserError(f"--threshold is a sigmoid score in (0, 1), got {args.threshold}")
     check_device(args.device)
     check_input_dir(args.data_root, "--data-root", "dataset folder")
     check_output_dir(args.out, "--out")
@@ -91,8 +109,48 @@ def evaluate(args: argparse.Namespace) -> int:
         result = report["sets"][name]
         print(f"{name}: {result['images']} prompts, straightness {result['straightness']:.5f}, "
               f"one-step gap {result['one_step_gap']:.5f} ({args.steps} steps, guidance {guidance:g})")  # fmt: skip
+    if args.classifier:
+        report["quality"] = judge(args, generator, dataset, guidance)
     write_json_atomic(args.out / "metrics.json", report)
     return 0
+
+
+def judge(args: argparse.Namespace, generator, dataset: CaptionedImageDataset, guidance: float) -> dict:
+    """Fidelity, KID and precision/recall of both quality sets at 1 and --steps steps, printed and returned."""
+    cfg = load_config(args.classifier[0], data_root=args.data_root, cfg_options=args.classifier_cfg_options)
+    model, pipeline = classifier_from_checkpoint(cfg, args.classifier[1], args.device, dataset.num_classes,
+                                                 needs="embedding")  # fmt: skip
+
+    def classify(images):
+        return classify_images(model, list(images), pipeline, embed=True)
+
+    count = min(args.count, len(dataset))
+    real = classify([read_image(path) for path in dataset.img_paths[:count]])[1]
+    classes = list(generator.model.vocabulary.classes)
+    unknown = [c for c in classes if c not in dataset.class_names[1:]]
+    if unknown:
+        raise UserError(f"{args.data_root}: the generator knows classes {unknown} that the dataset has not; "
+                        "give the --data-root the generator was trained on")  # fmt: skip
+    class_prompts = [classes[i % len(classes)] for i in range(count)]
+    sets = {
+        "classes": (
+            [f"a {c}" for c in class_prompts],
+            [[dataset.class_names.index(c)] for c in class_prompts],
+        ),
+        "captions": ([texts[0] for texts in dataset.captions[:count]], dataset.cls_labels[:count]),
+    }
+    report = {"real_images": count, "split": args.split}
+    for name, (prompts, labels) in sets.items():
+        seeds = list(range(args.seed, args.seed + len(prompts)))
+        prompted = multi_hot(labels, dataset.num_classes - 1)
+        report[name] = generated_quality(generator, classify, real, prompts, seeds, prompted, [1, args.steps],
+                                         guidance, args.threshold)  # fmt: skip
+        for steps, row in report[name].items():
+            shown_map = "n/a" if row["mAP"] is None else f"{row['mAP']:.1f}"
+            print(f"{name}, {steps} step{'s' * (steps != '1')}: mAP {shown_map}, exact match "
+                  f"{row['exact_match']:.1f}%, KID {row['kid']:.4f} +- {row['kid_std']:.4f}, "
+                  f"precision {row['precision']:.1f}%, recall {row['recall']:.1f}%")  # fmt: skip
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:

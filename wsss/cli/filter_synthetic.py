@@ -17,11 +17,9 @@ from wsss.cli.common import (
     make_parser,
     run,
 )  # fmt: skip
-from wsss.data.transforms import AlbuPipeline
 from wsss.engine.checkpoint import resolve_checkpoint
 from wsss.engine.config import load_config
-from wsss.engine.datasets import loader_config
-from wsss.engine.inference import model_from_checkpoint
+from wsss.engine.inference import classifier_from_checkpoint
 from wsss.synth.filter import FilterRule, classifier_scorer, filter_folder, read_synthetic_folder
 
 DESCRIPTION = """\
@@ -72,14 +70,12 @@ def filter_synthetic(args: argparse.Namespace) -> int:
         raise UserError(f"--threshold / --reject-unprompted: {err}") from None
     folder = read_synthetic_folder(args.synthetic)
     cfg = load_config(args.config, data_root=args.synthetic, cfg_options=args.cfg_options)
-    pipeline = loader_config(cfg)["dataset"].get("pipeline")
-    model = model_from_checkpoint(cfg, args.checkpoint, args.device, needs="logits",
-                                  num_classes=len(folder.class_names))  # fmt: skip
+    model, pipeline = classifier_from_checkpoint(cfg, args.checkpoint, args.device, len(folder.class_names))
     source = {
         "config": str(Path(args.config).resolve()),
         "checkpoint": str(resolve_checkpoint(args.checkpoint).resolve()),
     }
-    score = classifier_scorer(model, AlbuPipeline(pipeline) if pipeline else None, args.batch_size)
+    score = classifier_scorer(model, pipeline, args.batch_size)
     totals = filter_folder(
         folder, score, rule, source, batch_size=args.batch_size, progress=not args.no_progress
     )

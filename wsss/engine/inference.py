@@ -10,7 +10,9 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
 
+from wsss.data.transforms import AlbuPipeline
 from wsss.engine.checkpoint import checkpoint_weights, resolve_checkpoint
+from wsss.engine.datasets import loader_config
 from wsss.registry import MODELS
 
 
@@ -75,3 +77,17 @@ def model_from_checkpoint(
             "use the data root and config the checkpoint was trained with"
         )
     return model.to(device).eval()
+
+
+def classifier_from_checkpoint(
+    cfg: Config,
+    checkpoint: str | os.PathLike,
+    device: str | torch.device,
+    num_classes: int,
+    needs: str = "logits",
+) -> tuple[nn.Module, AlbuPipeline | None]:
+    """A trained CAM/BAS classifier (see :func:`model_from_checkpoint`) and its config's test pipeline,
+    so that images are seen at the size its validation images were."""
+    model = model_from_checkpoint(cfg, checkpoint, device, needs=needs, num_classes=num_classes)
+    pipeline = loader_config(cfg)["dataset"].get("pipeline")
+    return model, AlbuPipeline(pipeline) if pipeline else None

@@ -227,6 +227,10 @@ class BAS(WSSSModel):
         """Classification logits ``GAP(F)``, ``(B, num_classes - 1)``."""
         return self.extract(inputs)[1].mean(dim=(2, 3))
 
+    def embedding(self, inputs: Tensor) -> Tensor:
+        """Pooled last-stage features ``(B, D)``: what KID and precision/recall compare (wsss.synth.quality)."""
+        return self.backbone(inputs)[1].mean(dim=(2, 3))
+
     def predict(
         self, inputs: Tensor | Sequence[Tensor], data_samples: Sequence[dict]
     ) -> list[dict[str, Any]]:

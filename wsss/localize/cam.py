@@ -62,6 +62,10 @@ class CAM(WSSSModel):
         # fp32 loss also under --amp: log-sigmoid of fp16 logits loses precision.
         return {"loss_cls": F.multilabel_soft_margin_loss(self.logits(inputs).float(), labels.float())}
 
+    def embedding(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Pooled last-stage features ``(B, D)``: what KID and precision/recall compare (wsss.synth.quality)."""
+        return self.backbone(inputs)[1].mean(dim=(2, 3))
+
     def predict(
         self, inputs: torch.Tensor | list[torch.Tensor], data_samples: list[dict[str, Any]]
     ) -> list[dict]:

@@ -38,6 +38,7 @@ from wsss.data.image_io import read_image
 from wsss.fileio import write_json_atomic, write_text_atomic
 from wsss.manifest import MANIFEST_NAME, read_manifest
 from wsss.synth.dataset import CLS_LABELS_FILE, IMAGE_DIR, SPLIT_PATH, _comment
+from wsss.synth.quality import classify_images
 
 SHOWN = 5  # ids an error names before "..."
 # What decides an image, as tools/generate_synthetic.py records it in the manifest and the JPEG comment.
@@ -186,19 +187,10 @@ def classifier_scorer(model: torch.nn.Module, pipeline: Callable | None, batch_s
     images all have the generator's).
     """
 
-    @torch.no_grad()
     def score(paths: Sequence[Path]) -> np.ndarray:
-        out = []
-        for start in range(0, len(paths), batch_size):
-            images = []
-            for path in paths[start : start + batch_size]:
-                image = read_image(path)
-                if pipeline is not None:
-                    image = pipeline(image, None)["image"]
-                images.append(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
-            batch = model.data_preprocessor({"inputs": torch.stack(images), "data_samples": []})["inputs"]
-            out.append(torch.sigmoid(model.logits(batch).float()).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+        if not paths:
+            return np.zeros((0, 0), np.float32)
+        return classify_images(model, [read_image(p) for p in paths], pipeline, batch_size)[0]
 
     return score
 

@@ -1,6 +1,6 @@
 """Offline measures of a flow generator (METHODS.md section 3): trajectory straightness, the one-step
-gap, and image grids. Label fidelity and a kernel distance in the project's classifier features are not
-measured here yet.
+gap, and image grids. What the images look like to the project's classifier (label fidelity, KID,
+precision/recall) is measured for any generator in :mod:`wsss.synth.quality`.
 
 Both measures are means over images and pixels, on the model's [-1, 1] scale:
 
