@@ -95,6 +95,16 @@ def run(main: Callable[[argparse.Namespace], int | None], parser: argparse.Argum
         return EXIT_BROKEN_PIPE
 
 
+def entry_point(command: Callable[[argparse.Namespace], int | None],
+                build_parser: Callable[[], argparse.ArgumentParser]) -> Callable[..., int]:  # fmt: skip
+    """A tool's ``main(argv=None) -> exit code``: a fresh parser per call and ``command`` under :func:`run`."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        return run(command, build_parser(), argv)
+
+    return main
+
+
 # --- common flags ----------------------------------------------------------------------------------
 
 

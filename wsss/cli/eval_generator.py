@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from wsss.cli.common import (
@@ -16,8 +15,8 @@ from wsss.cli.common import (
     check_input_dir,
     check_output_dir,
     check_positive,
+    entry_point,
     make_parser,
-    run,
 )  # fmt: skip
 from wsss.data.captioned import CaptionedImageDataset
 from wsss.data.image_io import read_image
@@ -153,8 +152,7 @@ def judge(args: argparse.Namespace, generator, dataset: CaptionedImageDataset, g
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(evaluate, build_parser(), argv)
+main = entry_point(evaluate, build_parser)
 
 
 if __name__ == "__main__":

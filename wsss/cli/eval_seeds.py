@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from wsss.cli.common import add_progress, add_workers, check_output_file, check_positive, make_parser, run
+from wsss.cli.common import (
+    add_progress,
+    add_workers,
+    check_output_file,
+    check_positive,
+    entry_point,
+    make_parser,
+)
 from wsss.data.classes import class_names_from_spec
 from wsss.data.dataset import read_split
 from wsss.evaluation.seeds import (
@@ -83,8 +89,7 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(evaluate, build_parser(), argv)
+main = entry_point(evaluate, build_parser)
 
 
 if __name__ == "__main__":

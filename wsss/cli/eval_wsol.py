@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from torch.utils.data import DataLoader
@@ -17,8 +16,8 @@ from wsss.cli.common import (
     add_progress,
     check_device,
     check_output_file,
+    entry_point,
     make_parser,
-    run,
 )  # fmt: skip
 from wsss.data.dataset import wsss_collate
 from wsss.engine.config import load_config
@@ -102,8 +101,7 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(evaluate, build_parser(), argv)
+main = entry_point(evaluate, build_parser)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from wsss.cli.common import (
@@ -14,8 +13,8 @@ from wsss.cli.common import (
     add_progress,
     check_device,
     check_positive,
+    entry_point,
     make_parser,
-    run,
 )  # fmt: skip
 from wsss.engine.checkpoint import resolve_checkpoint
 from wsss.engine.config import load_config
@@ -88,8 +87,7 @@ def filter_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(filter_synthetic, build_parser(), argv)
+main = entry_point(filter_synthetic, build_parser)
 
 
 if __name__ == "__main__":

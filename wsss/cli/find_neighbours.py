@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from wsss.cli import extract_features
@@ -16,8 +15,8 @@ from wsss.cli.common import (
     check_device,
     check_output_file,
     check_positive,
+    entry_point,
     make_parser,
-    run,
 )
 from wsss.engine.config import load_config
 from wsss.engine.datasets import seed_dataset
@@ -67,8 +66,7 @@ def find(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(find, build_parser(), argv)
+main = entry_point(find, build_parser)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from wsss.cli.common import add_progress, check_output_dir, make_parser, run
+from wsss.cli.common import add_progress, check_output_dir, entry_point, make_parser
 from wsss.data.dataset import read_split
 from wsss.localize.seed_io import check_seed_out_dir, check_seeds_exist, list_seed_ids, write_seed_manifest
 from wsss.localize.seeds import fuse_seed_folders
@@ -51,8 +50,7 @@ def fuse(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(fuse, build_parser(), argv)
+main = entry_point(fuse, build_parser)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import argparse
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from wsss.cli.common import (
     check_device,
     check_output_dir,
     check_positive,
+    entry_point,
     make_parser,
-    run,
 )  # fmt: skip
 from wsss.data.classes import read_class_names
 from wsss.engine.launch import device_for
@@ -210,8 +209,7 @@ def generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(generate, build_parser(), argv)
+main = entry_point(generate, build_parser)
 
 
 if __name__ == "__main__":

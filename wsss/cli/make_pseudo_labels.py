@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from wsss.cli.common import (
@@ -13,9 +12,9 @@ from wsss.cli.common import (
     add_workers,
     check_output_dir,
     check_positive,
+    entry_point,
     make_parser,
     require_crf,
-    run,
 )
 from wsss.data.dataset import read_split
 from wsss.data.label_io import IGNORE_INDEX
@@ -106,8 +105,7 @@ def make(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(make, build_parser(), argv)
+main = entry_point(make, build_parser)
 
 
 if __name__ == "__main__":

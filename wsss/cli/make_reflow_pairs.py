@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from wsss.cli.common import (
@@ -15,8 +14,8 @@ from wsss.cli.common import (
     check_input_dir,
     check_output_dir,
     check_positive,
+    entry_point,
     make_parser,
-    run,
 )  # fmt: skip
 from wsss.data.captioned import CaptionedImageDataset
 from wsss.engine.checkpoint import resolve_checkpoint
@@ -84,8 +83,7 @@ def make(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(make, build_parser(), argv)
+main = entry_point(make, build_parser)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,8 @@ from wsss.cli.common import (
     add_progress,
     check_device,
     check_output_dir,
+    entry_point,
     make_parser,
-    run,
 )  # fmt: skip
 from wsss.engine.checkpoint import resolve_checkpoint
 from wsss.engine.config import load_config
@@ -144,8 +143,7 @@ def make_seeds(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(make_seeds, build_parser(), argv)
+main = entry_point(make_seeds, build_parser)
 
 
 if __name__ == "__main__":

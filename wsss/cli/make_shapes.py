@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from wsss.cli.common import check_output_dir, check_positive, make_parser, run
+from wsss.cli.common import check_output_dir, check_positive, entry_point, make_parser
 from wsss.data.shapes import (
     DIFFICULTIES,
     MIN_IMAGE_SIZE,
@@ -90,8 +89,7 @@ def make(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(make, build_parser(), argv)
+main = entry_point(make, build_parser)
 
 
 if __name__ == "__main__":

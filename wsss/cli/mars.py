@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from wsss.cli import common
@@ -76,8 +75,7 @@ def debias(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return common.run(debias, build_parser(), argv)
+main = common.entry_point(debias, build_parser)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,9 @@ import json
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
-from wsss.cli.common import UserError, check_output_file, check_positive, make_parser, run
+from wsss.cli.common import UserError, check_output_file, check_positive, entry_point, make_parser
 from wsss.fileio import write_text_atomic
 from wsss.synth.prompts.answers import AnswerWarning, answer, apply_answers, apply_yes_no, close, parse_yes_no
 from wsss.synth.prompts.build import build_graph
@@ -193,8 +192,7 @@ def plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(plan, build_parser(), argv)
+main = entry_point(plan, build_parser)
 
 
 if __name__ == "__main__":

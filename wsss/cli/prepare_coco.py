@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from wsss.cli.common import add_workers, check_output_dir, check_positive, make_parser, run
+from wsss.cli.common import add_workers, check_output_dir, check_positive, entry_point, make_parser
 from wsss.data.coco_convert import CROWD_POLICIES, convert_coco
 from wsss.fileio import first_items
 
@@ -74,8 +73,7 @@ def prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(prepare, build_parser(), argv)
+main = entry_point(prepare, build_parser)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 
-from wsss.cli.common import make_parser, run
+from wsss.cli.common import entry_point, make_parser
 from wsss.data.voc_prepare import prepare_voc
 
 DESCRIPTION = """\
@@ -34,8 +33,7 @@ def prepare(args: argparse.Namespace) -> int:
     return 1 if report.fatal else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(prepare, build_parser(), argv)
+main = entry_point(prepare, build_parser)
 
 
 if __name__ == "__main__":

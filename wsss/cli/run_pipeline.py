@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from wsss.cli.common import UserError, add_cfg_options, check_output_dir, check_positive, make_parser, run
+from wsss.cli.common import (
+    UserError,
+    add_cfg_options,
+    check_output_dir,
+    check_positive,
+    entry_point,
+    make_parser,
+)
 from wsss.engine.config import read_config
 from wsss.pipeline.report import headline_value, write_report
 from wsss.pipeline.runner import PipelineRunner, make_context, print_status
@@ -106,8 +112,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(run_pipeline, build_parser(), argv)
+main = entry_point(run_pipeline, build_parser)
 
 
 if __name__ == "__main__":

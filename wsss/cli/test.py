@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch.distributed as dist
@@ -19,9 +18,9 @@ from wsss.cli.common import (
     check_device,
     check_output_dir,
     check_output_file,
+    entry_point,
     make_parser,
     require_crf,
-    run,
 )  # fmt: skip
 from wsss.engine.checkpoint import resolve_checkpoint
 from wsss.engine.config import load_config
@@ -158,8 +157,7 @@ def test(args: argparse.Namespace) -> int:
             dist.destroy_process_group()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(test, build_parser(), argv)
+main = entry_point(test, build_parser)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from mmengine.model import is_model_wrapper
@@ -16,9 +15,9 @@ from wsss.cli.common import (
     add_data_root,
     add_launcher,
     check_output_dir,
+    entry_point,
     make_parser,
     one_line,
-    run,
 )
 from wsss.engine.checkpoint import install_safe_checkpoint_loader
 from wsss.engine.config import locate_in_config
@@ -119,8 +118,7 @@ def config_error(config: str, cfg, err: BaseException, given: dict | None, secti
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(train, build_parser(), argv)
+main = entry_point(train, build_parser)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from wsss.cli.common import UserError, check_input_dir, check_output_file, make_parser, run
+from wsss.cli.common import UserError, check_input_dir, check_output_file, entry_point, make_parser
 from wsss.data.classes import CLASS_NAMES_FILE, class_names_from_spec, resolve_class_names
 from wsss.data.dataset import read_split
 from wsss.fileio import save_png_atomic
@@ -83,8 +82,7 @@ def draw(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(draw, build_parser(), argv)
+main = entry_point(draw, build_parser)
 
 
 if __name__ == "__main__":
