@@ -25,7 +25,7 @@ from wsss.cli.common import (
     make_parser,
 )  # fmt: skip
 from wsss.data.classes import read_class_names
-from wsss.engine.launch import device_for
+from wsss.engine.launch import launched
 from wsss.manifest import check_folder_settings
 from wsss.synth.dataset import generate_images, plan_images, write_index
 from wsss.synth.generator import TextToImageGenerator
@@ -175,9 +175,7 @@ def generate(args: argparse.Namespace) -> int:
         )
     labels = prompt_labels(entries, class_names, args.prompts) if class_names is not None else None
     check_output_dir(args.out, "--out")
-    device = device_for(args.device, args.launcher)
-    rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-    try:
+    with launched(args.device, args.launcher) as (device, rank, world_size):
         generator, source = load_generator(args, device)
         steps = generator.default_steps if args.steps is None else args.steps
         guidance = float(generator.default_guidance if args.guidance is None else args.guidance)
@@ -203,9 +201,6 @@ def generate(args: argparse.Namespace) -> int:
             finished = write_index(args.out, plan, settings, steps, guidance, class_names)
             print(f"{finished} of {len(plan)} images in {args.out} ({generator.name}, {steps} steps, guidance {guidance:g}): "
                   f"rank 0 wrote {written} ({existing} already there) at {written / max(seconds, 1e-9):.2f} images/s")  # fmt: skip
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
     return 0
 
 

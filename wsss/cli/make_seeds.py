@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch.distributed as dist
-
 from wsss.cli.common import (
     UserError,
     add_cfg_options,
@@ -25,7 +23,7 @@ from wsss.engine.checkpoint import resolve_checkpoint
 from wsss.engine.config import load_config
 from wsss.engine.datasets import seed_dataset
 from wsss.engine.inference import model_from_checkpoint
-from wsss.engine.launch import device_for
+from wsss.engine.launch import launched
 from wsss.engine.per_image import sum_counts
 from wsss.localize.bas import MAP_SOURCES
 from wsss.localize.multiscale import DEFAULT_SCALES
@@ -108,11 +106,9 @@ def make_seeds(args: argparse.Namespace) -> int:
         )
     check_device(args.device)
     check_output_dir(args.out, "--out")
-    device = device_for(args.device, args.launcher)
-    settings = run_settings(args)
-    check_seed_out_dir(args.out, settings)
-    rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-    try:
+    with launched(args.device, args.launcher) as (device, rank, world_size):
+        settings = run_settings(args)
+        check_seed_out_dir(args.out, settings)
         cfg = load_config(args.config, data_root=args.data_root, cfg_options=args.cfg_options)
         dataset = seed_dataset(cfg, args.split)
         model = model_from_checkpoint(
@@ -137,9 +133,6 @@ def make_seeds(args: argparse.Namespace) -> int:
         if rank == 0:
             print(f"{counts.assigned} images of split {args.split!r} in {args.out}: {counts.written} written, "
                   f"{counts.existing} already there")  # fmt: skip
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
     return 0
 
 

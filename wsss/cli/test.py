@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch.distributed as dist
-
 from wsss.cli.common import (
     UserError,
     add_cfg_options,
@@ -26,7 +24,7 @@ from wsss.engine.checkpoint import resolve_checkpoint
 from wsss.engine.config import load_config
 from wsss.engine.datasets import split_dataset
 from wsss.engine.inference import model_from_checkpoint
-from wsss.engine.launch import device_for
+from wsss.engine.launch import launched
 from wsss.evaluation.segmenter import evaluate_segmenter, prediction_settings
 from wsss.evaluation.tables import format_table, save_json
 from wsss.manifest import check_folder_settings, write_manifest
@@ -108,8 +106,7 @@ def check_args(args: argparse.Namespace) -> None:
 def test(args: argparse.Namespace) -> int:
     check_args(args)
     cfg = load_config(args.config, data_root=args.data_root, cfg_options=args.cfg_options)
-    device = device_for(args.device, args.launcher)
-    try:
+    with launched(args.device, args.launcher) as (device, rank, _):
         overrides = dict(with_mask=False, labels_from="none") if args.predict_only else {}
         try:
             dataset = split_dataset(cfg, args.split, **overrides)
@@ -133,7 +130,7 @@ def test(args: argparse.Namespace) -> int:
             out_dir=args.out, show_dir=args.show_dir, resume=args.resume,
             num_workers=int(cfg.test_dataloader.get("num_workers", 0)), progress=not args.no_progress,
         )  # fmt: skip
-        if dist.is_initialized() and dist.get_rank() != 0:
+        if rank != 0:
             return 0
         reused = f"; {evaluation.reused} predictions kept from --out" if evaluation.reused else ""
         print(f"{evaluation.num_images} images of split '{dataset.split}', {dataset.num_classes} classes, "
@@ -152,9 +149,6 @@ def test(args: argparse.Namespace) -> int:
             if folder is not None:
                 print(f"{what} in {folder}")
         return 0
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 main = entry_point(test, build_parser)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
@@ -68,3 +70,14 @@ def join_torchrun_group(device: str) -> torch.device:
 def device_for(device: str, launcher: str) -> torch.device:
     """This process's device: ``device`` alone, or under ``--launcher pytorch`` this rank's after joining the group."""
     return join_torchrun_group(device) if launcher == "pytorch" else torch.device(device)
+
+
+@contextlib.contextmanager
+def launched(device: str, launcher: str) -> Iterator[tuple[torch.device, int, int]]:
+    """``(device, rank, world_size)`` for a tool's own loop; the torchrun group it joined is left at the end."""
+    target = device_for(device, launcher)
+    try:
+        yield (target, dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (target, 0, 1)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
