@@ -18,7 +18,7 @@ from wsss.cli import fuse_seeds, make_seeds
 from wsss.data.label_io import read_label_png, write_label_png
 from wsss.engine.config import load_config
 from wsss.engine.per_image import pending_indices
-from wsss.localize.seed_io import load_seeds, save_seeds, seed_path
+from wsss.localize.seed_io import is_complete_seed_file, load_seeds, save_seeds, seed_file_layout, seed_path
 from wsss.nn.preprocessor import IMAGENET_MEAN, IMAGENET_STD
 from wsss.registry import MODELS
 
@@ -131,15 +131,22 @@ def test_resume_skips_done_files_and_refuses_other_settings(
         run(BAS_CONFIG, checkpoint, out, voc, "--scales", "1.0"),
         r"seeds.json: records other settings \(flip=False\).*\(flip=True\)",
     )
+    in_place = tmp_path / "in_place.pth"
+    in_place.write_bytes(Path(checkpoint).read_bytes())
+    run(BAS_CONFIG, in_place, tmp_path / "again", voc, "--scales", "1.0")
+    with open(in_place, "ab") as handle:  # the same path now holds other bytes (a model retrained in place)
+        handle.write(b"retrained")
+    tool_error(run(BAS_CONFIG, in_place, tmp_path / "again", voc, "--scales", "1.0"),
+               r"seeds.json: records other settings \(checkpoint_sha256=")  # fmt: skip
 
 
 def test_ranks_share_every_id_once():
     ids = [f"id{i}" for i in range(7)]
-    shares = [pending_indices(ids, lambda image_id: False, rank, 3) for rank in range(3)]
+    shares = [pending_indices(len(ids), lambda index: False, rank, 3) for rank in range(3)]
     assert sorted(i for share, _ in shares for i in share) == list(range(7))
     assert shares[1] == ([1, 4], 2)
     # Done ids leave the share but not its size; the split between ranks does not move.
-    assert pending_indices(ids, lambda image_id: image_id == "id4", 1, 3) == ([1], 2)
+    assert pending_indices(len(ids), lambda index: ids[index] == "id4", 1, 3) == ([1], 2)
 
 
 def test_torchrun_two_cpu_processes_write_each_seed_once(voc, bas_checkpoint, tmp_path):
@@ -203,6 +210,10 @@ def test_fuse_seeds_resumes_and_refuses_bad_folders(tool_error, tmp_path, capsys
     capsys.readouterr()
     assert fuse_seeds.main(args) == 0
     assert capsys.readouterr().out.strip() == f"2 images in {out}: 0 fused, 2 already there"
+    write(out, "a", [2], rng.random((1, 3, 3)))  # a whole file, but not of a's size: fused again
+    assert fuse_seeds.main(args) == 0
+    assert capsys.readouterr().out.strip() == f"2 images in {out}: 1 fused, 1 already there"
+    assert seed_file_layout(seed_path(out, "a")) == ([2], (1, 5, 4))
 
     tool_error(
         fuse_seeds.main(["--seeds", str(cam), "--cam", str(bas), "--out", str(out), "--no-progress"]),
@@ -258,6 +269,33 @@ def test_resume_redoes_seed_files_that_are_empty_or_cut_off(voc, bas_checkpoint,
     assert "2 written, 4 already there" in capsys.readouterr().out
     load_seeds(out / "tiny_001.npz")
     np.testing.assert_array_equal(load_seeds(out / "tiny_002.npz")[1], whole[1])
+
+
+def test_resume_redoes_seed_files_of_another_size_or_other_classes(voc, bas_checkpoint, tmp_path, capsys):
+    """Issue 14, finding 6: a whole seed file that is not this image's (other size, other keys) is redone."""
+    _, checkpoint = bas_checkpoint
+    out = tmp_path / "seeds"
+    run(BAS_CONFIG, checkpoint, out, voc, "--scales", "1.0", "--no-flip")
+    keys, maps = load_seeds(out / "tiny_001.npz")
+    save_seeds(out / "tiny_001.npz", keys, np.ones((keys.size, 7, 5)))
+    other = [int(keys.max()) + 1] if keys.size == 1 else keys[:1]
+    save_seeds(out / "tiny_002.npz", other, np.ones((len(other), *maps.shape[1:])))
+    assert seed_file_layout(out / "tiny_001.npz") == (keys.tolist(), (keys.size, 7, 5))
+    capsys.readouterr()
+    run(BAS_CONFIG, checkpoint, out, voc, "--scales", "1.0", "--no-flip")
+    assert "2 written, 4 already there" in capsys.readouterr().out
+    np.testing.assert_array_equal(load_seeds(out / "tiny_001.npz")[1], maps)
+
+
+def test_seed_file_layout_reads_keys_and_shape_of_whole_files_only(tmp_path):
+    path = seed_path(tmp_path, "a")
+    save_seeds(path, [2, 5], np.zeros((2, 9, 4)))
+    assert seed_file_layout(path) == ([2, 5], (2, 9, 4))
+    assert is_complete_seed_file(path, keys=[2, 5], size=(9, 4))
+    assert not is_complete_seed_file(path, keys=[2], size=(9, 4))
+    assert not is_complete_seed_file(path, size=(4, 9))
+    path.write_bytes(path.read_bytes()[:-10])
+    assert seed_file_layout(path) is None and seed_file_layout(tmp_path / "missing.npz") is None
 
 
 def test_fuse_seeds_names_the_input_with_nan_maps(tool_error, tmp_path):

@@ -6,7 +6,7 @@ finished files, so ranks never disagree about who does an id, however far an ear
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,11 +33,11 @@ def sum_counts(counts: RunCounts, device: torch.device) -> RunCounts:
 
 
 def pending_indices(
-    ids: Sequence[str], is_done: Callable[[str], bool], rank: int = 0, world_size: int = 1
+    count: int, is_done: Callable[[int], bool], rank: int = 0, world_size: int = 1
 ) -> tuple[list[int], int]:
-    """This rank's share of ``range(len(ids))[rank::world_size]`` without ids already done; and the share's size."""
-    share = range(len(ids))[rank::world_size]
-    return [i for i in share if not is_done(ids[i])], len(share)
+    """This rank's share of ``range(count)[rank::world_size]`` without the items already done; and the share's size."""
+    share = range(count)[rank::world_size]
+    return [i for i in share if not is_done(i)], len(share)
 
 
 def single_item(batch: list[dict[str, Any]]) -> dict[str, Any]:

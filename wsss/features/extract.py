@@ -101,7 +101,7 @@ def extract_features(
         remove_stale_temporaries(out_dir)
     ids = list(dataset.img_ids)
     todo, assigned = pending_indices(
-        ids, lambda image_id: is_complete_feature_file(feature_path(out_dir, image_id)), rank, world_size
+        len(ids), lambda index: is_complete_feature_file(feature_path(out_dir, ids[index])), rank, world_size
     )
     loader = DataLoader(Subset(dataset, todo), batch_size=1, num_workers=workers, collate_fn=single_item)
     for step, item in enumerate(

@@ -151,15 +151,42 @@ def check_seeds_exist(seeds_dir: str | os.PathLike, ids: Sequence[str]) -> None:
     )  # fmt: skip
 
 
-def is_complete_seed_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a whole seed archive (its zip directory lists keys and maps): a cheap check,
-    without decompressing, that lets a resumed run redo files a killed run left truncated or empty."""
+def _npy_shape(stream: Any) -> tuple[int, ...]:
+    """The array shape in a ``.npy`` stream's header, read without the data."""
+    major, _ = np.lib.format.read_magic(stream)
+    read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    return read_header(stream)[0]
+
+
+def seed_file_layout(path: str | os.PathLike) -> tuple[list[int], tuple[int, ...]] | None:
+    """``(keys, maps shape)`` of a whole seed archive, else None (missing, truncated, empty, not a seed
+    file). Cheap: it reads the zip directory, the keys and the maps' array header, not the maps."""
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-    except (OSError, zipfile.BadZipFile):
+            if not {"keys.npy", "maps.npy"} <= set(archive.namelist()):
+                return None
+            with archive.open("keys.npy") as stream:
+                keys = np.lib.format.read_array(stream)
+            with archive.open("maps.npy") as stream:
+                shape = _npy_shape(stream)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
+        return None
+    if keys.ndim != 1 or len(shape) != 3 or shape[0] != keys.size:
+        return None
+    return keys.tolist(), tuple(shape)
+
+
+def is_complete_seed_file(
+    path: str | os.PathLike, keys: Sequence[int] | None = None, size: tuple[int, int] | None = None
+) -> bool:
+    """Whether ``path`` is a whole seed file, and, when given, holds exactly ``keys`` with maps of
+    ``size`` ``(H, W)``: what lets a resumed run redo the files a killed run left truncated or empty, or
+    another image's file put in its place."""
+    layout = seed_file_layout(path)
+    if layout is None:
         return False
-    return {"keys.npy", "maps.npy"} <= names
+    stored_keys, shape = layout
+    return (keys is None or stored_keys == list(keys)) and (size is None or shape[1:] == tuple(size))
 
 
 def check_seed_out_dir(out_dir: str | os.PathLike, settings: dict[str, Any]) -> None:

@@ -21,10 +21,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from wsss.data.image_io import image_size
 from wsss.engine.per_image import RunCounts, pending_indices, single_item
 from wsss.fileio import remove_stale_temporaries
 from wsss.localize.multiscale import DEFAULT_SCALES, fuse_maps, multiscale_class_maps, normalize_maps
-from wsss.localize.seed_io import is_complete_seed_file, load_seeds, save_seeds, seed_path
+from wsss.localize.seed_io import is_complete_seed_file, load_seeds, save_seeds, seed_file_layout, seed_path
 from wsss.nn.preprocessor import normalized_image
 from wsss.parallel import follow_thread_share
 
@@ -101,7 +102,8 @@ def generate_seeds(
     workers: int = 0,
     progress: bool = True,
 ) -> RunCounts:
-    """Write ``out_dir/<id>.npz`` for this rank's ids that have none yet (keys = the image's labels).
+    """Write ``out_dir/<id>.npz`` for this rank's ids without a whole file of their labels (the keys) at
+    their image's size.
 
     ``dataset`` yields ``{'inputs': uint8 (3, H, W), 'data_samples': {'img_id', 'cls_label', ...}}`` at
     the original size (an :class:`~wsss.data.dataset.ImageLabelDataset` without pipeline); the models
@@ -113,10 +115,7 @@ def generate_seeds(
     if rank == 0:
         remove_stale_temporaries(out_dir)
     todo, assigned = pending_indices(
-        dataset.img_ids,
-        lambda image_id: is_complete_seed_file(seed_path(out_dir, image_id)),
-        rank,
-        world_size,
+        len(dataset), lambda index: _has_seed_file(dataset, index, out_dir), rank, world_size
     )
     loader = DataLoader(Subset(dataset, todo), batch_size=1, num_workers=workers, collate_fn=single_item)
     written = 0
@@ -133,6 +132,14 @@ def generate_seeds(
         )
         written += 1
     return RunCounts(assigned=assigned, written=written, existing=assigned - len(todo))
+
+
+def _has_seed_file(dataset: Dataset, index: int, out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a whole seed file for item ``index``: its labels, maps of its image's size."""
+    path = seed_path(out_dir, dataset.img_ids[index])
+    return path.is_file() and is_complete_seed_file(
+        path, keys=sorted(set(dataset.cls_labels[index])), size=image_size(dataset.img_paths[index])
+    )
 
 
 def fuse_seed_files(bas_file: Path, cam_file: Path, out_file: Path) -> None:
@@ -152,6 +159,12 @@ def fuse_seed_files(bas_file: Path, cam_file: Path, out_file: Path) -> None:
     save_seeds(out_file, bas_keys, fused.numpy())
 
 
+def _is_fused(image_id: str, bas_dir: Path, out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a whole fused file of ``image_id``, with its BAS seeds' keys and size."""
+    fused = seed_file_layout(seed_path(out_dir, image_id))
+    return fused is not None and fused == seed_file_layout(seed_path(bas_dir, image_id))
+
+
 def fuse_seed_folders(
     bas_dir: str | os.PathLike,
     cam_dir: str | os.PathLike,
@@ -162,7 +175,7 @@ def fuse_seed_folders(
     """Write ``out_dir/<id>.npz``, the fusion of the BAS and CAM seed files of every id that has none yet."""
     bas_dir, cam_dir, out_dir = Path(bas_dir), Path(cam_dir), Path(out_dir)
     remove_stale_temporaries(out_dir)
-    todo = [image_id for image_id in ids if not is_complete_seed_file(seed_path(out_dir, image_id))]
+    todo = [image_id for image_id in ids if not _is_fused(image_id, bas_dir, out_dir)]
     for image_id in tqdm(todo, desc="fuse seeds", unit="img", disable=not progress):
         fuse_seed_files(
             seed_path(bas_dir, image_id), seed_path(cam_dir, image_id), seed_path(out_dir, image_id)
