@@ -322,6 +322,9 @@ def test_resume_refuses_predictions_of_another_checkpoint_or_settings(
     assert line.startswith(f"error: {manifest}: records other settings (checkpoint=") and "second.pth" in line
     tool_error(run_tool(tiny_config, first, tiny_voc, "--out", str(out), "--resume", "--tta"),
                f"^error: {manifest}: records other settings .*flip=False.*use a new folder")  # fmt: skip
+    first.write_bytes(second.read_bytes())  # retrained in place: the same path, another model
+    tool_error(run_tool(tiny_config, first, tiny_voc, "--out", str(out), "--resume"),
+               f"^error: {manifest}: records other settings \\(checkpoint_sha256=")  # fmt: skip
     # PNGs without a manifest were not made by this tool (or by an older version): refused too
     manifest.unlink()
     tool_error(run_tool(tiny_config, first, tiny_voc, "--out", str(out), "--resume"),

@@ -6,6 +6,7 @@ sibling (same folder, same suffix) and renamed onto the target, which is atomic 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -90,6 +91,12 @@ def require_id_files(
     if lacking:
         message = missing.format(count=len(lacking), total=len(ids), first=first_items(lacking))
         raise FileNotFoundError(f"{folder}: {message}")
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex, first 16 digits): what tells two files apart that share a path."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
 
 
 def read_text_file(path: str | os.PathLike, what: str, fix: str) -> str:

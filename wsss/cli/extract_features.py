@@ -19,7 +19,7 @@ from wsss.cli.common import (
     entry_point,
     make_parser,
 )  # fmt: skip
-from wsss.engine.checkpoint import resolve_checkpoint
+from wsss.engine.checkpoint import checkpoint_settings
 from wsss.engine.config import load_config
 from wsss.engine.datasets import seed_dataset
 from wsss.engine.inference import build_model, model_from_checkpoint
@@ -85,7 +85,7 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     """What decides the files' values, as recorded in (and compared with) OUT/manifest.json."""
     return {
         "config": str(Path(args.config).resolve()),
-        "checkpoint": str(resolve_checkpoint(args.checkpoint).resolve()) if args.checkpoint else None,
+        **(checkpoint_settings(args.checkpoint) if args.checkpoint else {"checkpoint": None}),
         "random_init": args.random_init,
         "split": args.split,
         "scales": [float(s) for s in args.scales],

@@ -19,7 +19,7 @@ from wsss.cli.common import (
     entry_point,
     make_parser,
 )  # fmt: skip
-from wsss.engine.checkpoint import resolve_checkpoint
+from wsss.engine.checkpoint import checkpoint_settings
 from wsss.engine.config import load_config
 from wsss.engine.datasets import seed_dataset
 from wsss.engine.inference import model_from_checkpoint
@@ -85,13 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
 def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     """What decides the seeds' values, as recorded in (and compared with) OUT/seeds.json."""
     return {
-        "checkpoint": str(resolve_checkpoint(args.checkpoint).resolve()),
+        **checkpoint_settings(args.checkpoint),
         "split": args.split,
         "scales": [float(s) for s in args.scales],
         "flip": not args.no_flip,
         "source": args.source,
         "base_size": args.base_size,
-        "fuse_cam_checkpoint": str(resolve_checkpoint(args.fuse_cam[1]).resolve()) if args.fuse_cam else None,
+        **(checkpoint_settings(args.fuse_cam[1], "fuse_cam_checkpoint") if args.fuse_cam else {}),
     }
 
 

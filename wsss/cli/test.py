@@ -20,7 +20,7 @@ from wsss.cli.common import (
     make_parser,
     require_crf,
 )  # fmt: skip
-from wsss.engine.checkpoint import resolve_checkpoint
+from wsss.engine.checkpoint import checkpoint_settings
 from wsss.engine.config import load_config
 from wsss.engine.datasets import split_dataset
 from wsss.engine.inference import model_from_checkpoint
@@ -119,9 +119,10 @@ def test(args: argparse.Namespace) -> int:
         model = model_from_checkpoint(
             cfg, args.checkpoint, device, needs="tta_probs", num_classes=dataset.num_classes
         )
-        settings = prediction_settings(
-            resolve_checkpoint(args.checkpoint), dataset.split, args.tta, args.crf, model
-        )
+        settings = {
+            **checkpoint_settings(args.checkpoint),
+            **prediction_settings(dataset.split, args.tta, args.crf, model),
+        }
         if args.out is not None:
             check_folder_settings(args.out, settings, pattern="*.png")
             write_manifest(args.out, settings)

@@ -24,6 +24,8 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
+from wsss.fileio import file_digest
+
 # HistoryBuffer pickles its statistics table as ``getattr(HistoryBuffer, name)``; these are the
 # names mmengine registers by default.
 DEFAULT_STATISTICS = ("min", "max", "current", "mean")
@@ -185,6 +187,14 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     raise FileNotFoundError(
         f"{path}: checkpoint not found; give a .pth file or the work dir of a training run"
     )
+
+
+def checkpoint_settings(path: str | os.PathLike, key: str = "checkpoint") -> dict[str, str]:
+    """A checkpoint's entries in an output folder's manifest: its file (resolved as
+    :func:`resolve_checkpoint` does) and a digest of its bytes, so that resuming with a checkpoint
+    retrained in place is refused like one at another path."""
+    file = resolve_checkpoint(path).resolve()
+    return {key: str(file), f"{key}_sha256": file_digest(file)}
 
 
 def find_resumable_checkpoint(work_dir: str | os.PathLike) -> tuple[Path | None, str | None]:

@@ -57,13 +57,11 @@ class SegmenterEvaluation:
         return f"scales {scales}; flip {'on' if self.flip else 'off'}; CRF {'on' if self.crf else 'off'}"
 
 
-def prediction_settings(
-    checkpoint: Path, split: str, tta: bool, crf: bool, model: nn.Module
-) -> dict[str, Any]:
-    """What decides a folder of predictions, as its manifest records it: checkpoint file, split, TTA and CRF."""
+def prediction_settings(split: str, tta: bool, crf: bool, model: nn.Module) -> dict[str, Any]:
+    """What decides a folder of predictions besides the checkpoint, as its manifest records it: split,
+    the test scales and flip (TTA) and CRF."""
     scales = TTA_SCALES if tta else model.test_scales
     return {
-        "checkpoint": str(Path(checkpoint).resolve()),
         "split": split,
         "scales": [float(s) for s in scales],
         "flip": bool(tta or model.test_flip),
