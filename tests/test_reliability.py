@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -21,6 +23,7 @@ from test_prepare_coco import CATEGORIES, H, W, annotation, write_json
 
 from wsss.cli import prepare_coco
 from wsss.parallel import process_alive
+from wsss.pipeline.reaper import reap
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -289,14 +292,31 @@ def start_sleepy_pipeline(tmp_path: Path, plain: bool) -> tuple[subprocess.Popen
 @pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the kernel's parent-death signal is Linux's"
 )
-def test_finding7_a_pipeline_killed_with_sigkill_takes_its_stage_pool_and_tool_children_along(tmp_path):
-    pipeline, out, pids = start_sleepy_pipeline(tmp_path, plain=False)
+@pytest.mark.parametrize("plain", [False, True], ids=["tool-children", "plain-grandchild"])
+def test_finding7_a_pipeline_killed_with_sigkill_takes_its_stage_and_all_it_started_along(tmp_path, plain):
+    """The tool's pool worker and child die by the kernel's signal; a plain child of the stage (one that
+    does not watch its parent) by the reaper, which kills the stage's process group."""
+    pipeline, out, pids = start_sleepy_pipeline(tmp_path, plain=plain)
     started = time.monotonic()
-    pipeline.kill()  # SIGKILL: no handler runs, only the kernel can stop the children
+    pipeline.kill()  # SIGKILL: no handler runs
     pipeline.communicate()
     assert wait_for(lambda: not any(map(process_alive, pids)), 5), [p for p in pids if process_alive(p)]
     time.sleep(max(0.0, 2.5 - (time.monotonic() - started)))
     assert not (out / "late").exists()
+
+
+def test_finding7_the_reaper_kills_the_groups_still_listed_and_spares_released_ones():
+    kept, killed = (
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+        for _ in range(2)
+    )
+    try:
+        assert reap([f"+{kept.pid}\n", f"+{killed.pid}\n", "junk\n", f"-{kept.pid}\n"]) == {killed.pid}
+        assert killed.wait(timeout=5) == -signal.SIGKILL and kept.poll() is None
+    finally:
+        kept.kill()
+        killed.kill()
+        kept.wait()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups and /proc")
@@ -391,18 +411,32 @@ def test_finding8_an_output_that_is_a_file_or_a_folder_is_refused_first(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]  # nothing made
 
 
-def test_finding8_a_folder_without_write_permission_is_refused_first(tool_error, tmp_path, monkeypatch):
-    from wsss.cli import eval_seeds
+def without_permission_override() -> list[str]:
+    """A command prefix under which the permission bits hold: none for a user, and for root (CI may run
+    the tests as root) ``setpriv`` dropping the capabilities that let root write anywhere."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without util-linux's setpriv: permission bits cannot be made to hold")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
 
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permission bits")
+def test_finding8_a_folder_without_write_permission_is_refused_first(tmp_path):
     locked = tmp_path / "locked"
-    locked.mkdir()
-    real_access = os.access
-    # chmod does not stop root (these tests may run as root), so the permission bit is simulated
-    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    locked.mkdir(mode=0o500)
     missing = tmp_path / "missing"
-    code = eval_seeds.main(["--seeds", str(missing), "--gt", str(missing), "--list", str(missing),
-                            "--classes", "voc", "--json", str(locked / "sweep.json")])  # fmt: skip
-    tool_error(code, f"^error: --json {locked / 'sweep.json'}: {locked} is not writable; choose another path")
+    result = subprocess.run(
+        [*without_permission_override(), sys.executable, "-m", "wsss.cli.eval_seeds", "--seeds", str(missing),
+         "--gt", str(missing), "--list", str(missing), "--classes", "voc", "--json", str(locked / "sweep.json")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"error: --json {locked / 'sweep.json'}: {locked} is not writable; choose another path"
+    )
+    assert list(locked.iterdir()) == []
 
 
 # --- beyond the issue: cases found while trying the tools further --------------------------------------

@@ -40,6 +40,7 @@ from mmengine.config import Config
 
 from wsss.fileio import remove_stale_temporaries, write_json_atomic, write_text_atomic
 from wsss.parallel import DIE_WITH_PARENT_VARIABLE, THREAD_SHARE_VARIABLE, die_with_parent, usable_cores
+from wsss.pipeline.reaper import StageReaper
 from wsss.pipeline.stage import STAGES, PipelineContext, Stage, StageError
 
 ENTRY_KEYS = ("type", "description", "report")
@@ -212,8 +213,8 @@ class PipelineRunner:
             if name in done and only is None:
                 self._write_summary(self.stages[name])
                 log(f"[skip] {name} (done, {status[name].seconds or 0:.0f} s)")
-        with _termination_as_interrupt():
-            self._run_stages(todo, done, log)
+        with _termination_as_interrupt(), StageReaper() as reaper:
+            self._run_stages(todo, done, log, reaper)
         return {
             name: self._read_summary(name)
             for name in self.stages
@@ -228,7 +229,7 @@ class PipelineRunner:
             depth[name] = 1 + max((depth[r] for r in readers), default=0)
         return depth
 
-    def _run_stages(self, todo: list[str], done: set[str], log) -> None:
+    def _run_stages(self, todo: list[str], done: set[str], log, reaper: StageReaper) -> None:
         priority = self._priorities()
         pending = sorted(todo, key=lambda name: -priority[name])
         running: dict[str, tuple[subprocess.Popen, float, Any]] = {}
@@ -243,6 +244,7 @@ class PipelineRunner:
                         pending.remove(name)
                         log(f"[start] {name}: {self.stages[name].description}")
                         running[name] = self._start(self.stages[name], threads)
+                        reaper.watch(running[name][0].pid)
                     if starting:
                         self._share_threads(running)
                 elif not running:
@@ -251,6 +253,7 @@ class PipelineRunner:
                 for name, (process, started, handle) in list(running.items()):
                     if process.poll() is None:
                         continue
+                    reaper.release(process.pid)
                     handle.close()
                     del running[name]
                     self._share_threads(running)
@@ -272,6 +275,7 @@ class PipelineRunner:
         finally:
             for process, _, handle in running.values():
                 _stop(process)
+                reaper.release(process.pid)
                 handle.close()
         if failure is not None:
             raise StageError(f"{failure} (run the same command again to resume)")
