@@ -2,7 +2,8 @@
 
 Each image has a D x S x S feature grid (default D = 70, S = 64: STEGO's ViT-B/8 grid of a 512 px
 image) and a base pseudo label at stride 8 with background and one or two foreground classes. Pass 1
-clusters every image's classes (k-means, chunks of 16 as tools/mars.py does) and scores the centroids;
+clusters every image's classes and scores the centroids with the library's own pass-1 functions
+(``wsss.debias.run.cluster_dataset`` and ``score_centroids``, the code tools/mars.py runs);
 pass 2 computes every image's debiased score map and binarises it (threshold: the CRF's cost is the
 image's, not MARS's, and is timed separately per image). Memory is the process's peak RSS, so run one
 size per process to compare (``--compare`` does: 1,000 vs 10,000 images).
@@ -18,21 +19,14 @@ import resource
 import subprocess
 import sys
 import time
-from multiprocessing import Pool
+from functools import partial
 
 import numpy as np
 import torch
 
-from wsss.debias.mars import (
-    MARSSettings,
-    background_distance,
-    binarize,
-    cluster_images,
-    debias_label,
-    debiased_centroids,
-    debiased_score,
-    resize_score,
-)
+from wsss.debias.mars import MARSSettings, binarize, debias_label, debiased_score, resize_score
+from wsss.debias.run import CHUNK, cluster_dataset, score_centroids
+from wsss.parallel import process_pool
 
 STRIDE = 8
 
@@ -48,13 +42,9 @@ def sample(index: int, dim: int, grid: int) -> tuple[np.ndarray, np.ndarray, np.
     return features, cells, np.kron(cells, np.ones((STRIDE, STRIDE), np.int64)).astype(np.uint8)
 
 
-def cluster_chunk(task: tuple[int, int, int, int]):
-    start, stop, dim, grid = task
-    samples = [sample(i, dim, grid)[:2] for i in range(start, stop)]
-    results = cluster_images(
-        samples, MARSSettings(binarize="threshold"), torch.Generator().manual_seed(start)
-    )
-    return [(r.classes, r.centroids) for r in results]
+def sample_cells(image_id: str, dim: int, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 1's sample loader: features and cell labels of image ``image_id`` (its index)."""
+    return sample(int(image_id), dim, grid)[:2]
 
 
 def debias_chunk(task: tuple[int, int, int, int, np.ndarray]) -> int:
@@ -69,30 +59,39 @@ def debias_chunk(task: tuple[int, int, int, int, np.ndarray]) -> int:
     return biased
 
 
+def peak_rss_mib() -> float:
+    """The largest resident set of this process or any of its finished children, in MiB."""
+    return (
+        max(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+        )
+        / 1024
+    )
+
+
 def run(count: int, dim: int, grid: int, workers: int) -> None:
     torch.set_num_threads(1)
-    chunks = [(s, min(s + 16, count), dim, grid) for s in range(0, count, 16)]
+    libraries = peak_rss_mib()
+    ids = [str(i) for i in range(count)]
+    settings = MARSSettings(binarize="threshold")
     start = time.perf_counter()
-    with Pool(workers) as pool:
-        per_chunk = pool.map(cluster_chunk, chunks)
-    classes = np.concatenate([c for chunk in per_chunk for c, _ in chunk])
-    vectors = np.concatenate([v for chunk in per_chunk for _, v in chunk])
-    foreground = classes > 0
-    scores = background_distance(vectors[foreground], vectors[~foreground])
-    debiased, _ = debiased_centroids(vectors[foreground], classes[foreground], scores, 0.4, 21)
+    per_image = cluster_dataset(
+        partial(sample_cells, dim=dim, grid=grid), ids, settings, workers, progress=False
+    )
+    table = score_centroids(per_image, ids, settings.alpha, 21)
     pass1 = time.perf_counter() - start
     start = time.perf_counter()
-    with Pool(workers) as pool:
-        pool.map(debias_chunk, [(*chunk, debiased) for chunk in chunks])
+    tasks = [(s, min(s + CHUNK, count), dim, grid, table.debiased) for s in range(0, count, CHUNK)]
+    with process_pool(workers) as pool:
+        sum(pool.imap_unordered(debias_chunk, tasks))
     pass2 = time.perf_counter() - start
-    peak = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-    )
+    peak = peak_rss_mib()
     print(f"{count} images, D={dim}, {grid}x{grid} grid, {workers} workers: pass 1 {pass1:.1f} s "
           f"({count / pass1:.0f} img/s), pass 2 {pass2:.1f} s ({count / pass2:.0f} img/s), total "
-          f"{(pass1 + pass2) / 60:.1f} min; {len(classes)} centroids ({vectors.nbytes / 2**20:.1f} MiB); "
-          f"peak RSS of one process {peak / 1024:.0f} MiB")  # fmt: skip
+          f"{(pass1 + pass2) / 60:.1f} min; {len(table.classes)} centroids "
+          f"({table.centroids.nbytes / 2**20:.1f} MiB); peak RSS of one process {peak:.0f} MiB, "
+          f"{peak - libraries:.0f} MiB above the libraries' {libraries:.0f} MiB")  # fmt: skip
 
 
 def crf_cost(size: int = 500, repeats: int = 3) -> None:

@@ -16,11 +16,12 @@ from wsss.data.label_io import BIASED_INDEX, IGNORE_INDEX, read_label_png, write
 from wsss.debias.mars import (
     MARSSettings,
     background_distance,
+    cluster_images,
     debias_label,
     debiased_centroids,
     debiased_score,
 )
-from wsss.debias.run import CENTROIDS_FILE, CentroidTable, run_mars
+from wsss.debias.run import CENTROIDS_FILE, CHUNK, CentroidTable, cluster_dataset, run_mars, score_centroids
 from wsss.features.grid import cell_labels
 from wsss.kmeans import batched_kmeans
 
@@ -186,6 +187,33 @@ def test_run_resumes_and_refuses_other_settings_and_missing_features(tmp_path):
     (features / f"{ids[3]}.npz").unlink()
     with pytest.raises(FileNotFoundError, match=rf"no features for 1 of 8 .*\(first: {ids[3]}\)"):
         run_mars(pseudo, features, tmp_path / "other", ids, ("background", "boat"), THRESHOLD, progress=False)
+
+
+def random_sample(image_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """An in-memory sample loader: 8-d features on a 6x6 grid, background and class 1 or 2."""
+    rng = np.random.default_rng(int(image_id))
+    cells = np.zeros((6, 6), np.int64)
+    cells[1:4, 2:5] = 1 + int(image_id) % 2
+    return rng.standard_normal((8, 6, 6)).astype(np.float32), cells
+
+
+def test_cluster_dataset_keeps_id_order_and_seeds_each_chunk_from_the_settings():
+    ids = [str(i) for i in range(CHUNK * 2 + 5)]  # three chunks, the last one short
+    settings = MARSSettings(binarize="threshold", seed=3)
+    per_image = cluster_dataset(random_sample, ids, settings, workers=2, progress=False)
+    assert len(per_image) == len(ids)
+    for chunk, start in enumerate(range(0, len(ids), CHUNK)):
+        chunk_ids = ids[start : start + CHUNK]
+        generator = torch.Generator().manual_seed(3 * 1_000_003 + chunk)
+        expected = cluster_images([random_sample(i) for i in chunk_ids], settings, generator)
+        for got, want in zip(per_image[start : start + CHUNK], expected):
+            assert np.array_equal(got.classes, want.classes) and np.array_equal(got.centroids, want.centroids)
+    table = score_centroids(per_image, ids, settings.alpha, 3)
+    assert table.ids == ids and len(table.classes) == sum(len(c.classes) for c in per_image)
+    assert np.array_equal(table.image[table.classes == 0], np.repeat(np.arange(len(ids)), 2))  # k_bg = 2 each
+    assert (
+        np.isnan(table.score[table.classes == 0]).all() and not np.isnan(table.score[table.classes > 0]).any()
+    )
 
 
 def test_worker_count_does_not_change_the_result(tmp_path):

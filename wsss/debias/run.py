@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -40,6 +40,7 @@ from wsss.data.label_io import (
     write_label_png,
 )
 from wsss.debias.mars import (
+    ImageCentroids,
     MARSSettings,
     background_distance,
     binarize,
@@ -58,6 +59,8 @@ from wsss.parallel import process_pool
 CENTROIDS_FILE = "centroids.npz"
 SCORES_DIR = "scores"
 CHUNK = 16  # images clustered together; fixed, so results do not depend on the number of workers
+#: image id -> (features (D, h, w), cell labels (h, w)): what pass 1 reads of one image
+SampleLoader = Callable[[str], tuple[np.ndarray, np.ndarray]]
 
 
 def _sample(
@@ -82,17 +85,42 @@ def _sample(
     return features, base, stride, cells
 
 
-def _cluster_chunk(
-    features: FeatureFolder, pseudo_dir: Path, settings: MARSSettings, mean: np.ndarray | None,
-    task: tuple[int, list[str]],
-):  # fmt: skip
+def _features_and_cells(
+    features: FeatureFolder, pseudo_dir: Path, mean: np.ndarray | None, image_id: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 1's sample loader over folders: one image's (centred) features and cell labels."""
+    sample_features, _, _, cells = _sample(features, pseudo_dir, image_id, mean)
+    return sample_features, cells
+
+
+def _cluster_chunk(load: SampleLoader, settings: MARSSettings, task: tuple[int, list[str]]):
     chunk_index, ids = task
-    samples = []
-    for image_id in ids:
-        sample_features, _, _, cells = _sample(features, pseudo_dir, image_id, mean)
-        samples.append((sample_features, cells))
     generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + chunk_index)
-    return chunk_index, cluster_images(samples, settings, generator)
+    return chunk_index, cluster_images([load(image_id) for image_id in ids], settings, generator)
+
+
+def cluster_dataset(
+    load: SampleLoader, ids: Sequence[str], settings: MARSSettings, workers: int = 1, progress: bool = True
+) -> list[ImageCentroids]:
+    """Step 1 over a dataset: every image's centroids, in the order of ``ids``.
+
+    ``load(image_id)`` gives ``(features (D, h, w), cell labels (h, w))``; it must pickle (a
+    module-level function or a ``partial`` of one). Chunks of :data:`CHUNK` images are clustered in
+    worker processes, even for ``workers=1``: a process that keeps many small centroid arrays while
+    it allocates and frees the clustering's large temporaries fragments glibc's heap, and its memory
+    grew by ~15 MiB per chunk (10 GiB at VOC scale); the workers keep nothing between chunks and
+    this process only collects the centroids, so memory stays flat but for them.
+    """
+    tasks = [(i // CHUNK, list(ids[i : i + CHUNK])) for i in range(0, len(ids), CHUNK)]
+    chunks: dict[int, list[ImageCentroids]] = {}
+    with (
+        tqdm(total=len(ids), desc="MARS centroids", unit="img", disable=not progress) as bar,
+        process_pool(max(1, min(workers, len(tasks)))) as pool,
+    ):
+        for chunk_index, centroids in pool.imap_unordered(partial(_cluster_chunk, load, settings), tasks):
+            chunks[chunk_index] = centroids
+            bar.update(len(centroids))
+    return [centroids for index in sorted(chunks) for centroids in chunks[index]]
 
 
 @dataclass
@@ -147,39 +175,32 @@ def build_centroids(
     """Pass 1: every image's centroids, their scores (Eq. 1) and the debiased centroids (Eqs. 2-3);
     with ``settings.center`` a pass before it finds the mean the features are centred on."""
     mean = feature_mean(features_dir, ids, progress) if settings.center else None
-    tasks = [(i // CHUNK, list(ids[i : i + CHUNK])) for i in range(0, len(ids), CHUNK)]
-    work = partial(_cluster_chunk, features_dir, pseudo_dir, settings, mean)
-    chunks: dict[int, list] = {}
-    bar = tqdm(total=len(ids), desc="MARS centroids", unit="img", disable=not progress)
-    if workers <= 1:
-        results = map(work, tasks)
-    else:
-        pool = process_pool(min(workers, len(tasks)))
-        results = pool.imap_unordered(work, tasks)
-    try:
-        for chunk_index, centroids in results:
-            chunks[chunk_index] = centroids
-            bar.update(len(centroids))
-    finally:
-        bar.close()
-        if workers > 1:
-            pool.terminate()
-    rows = [(image_index, c) for image_index, c in enumerate(c for k in sorted(chunks) for c in chunks[k])]
-    image = np.concatenate([np.full(len(c.classes), i, dtype=np.int64) for i, c in rows])
-    classes = np.concatenate([c.classes for _, c in rows])
-    vectors = np.concatenate([c.centroids for _, c in rows])
-    cells = np.concatenate([c.cells for _, c in rows])
-    too_high = classes[classes >= num_classes]
-    if too_high.size:
+    load = partial(_features_and_cells, features_dir, pseudo_dir, mean)
+    per_image = cluster_dataset(load, ids, settings, workers, progress)
+    top = max((int(c.classes.max(initial=0)) for c in per_image), default=0)
+    if top >= num_classes:
         raise ValueError(
-            f"{pseudo_dir}: label value {int(too_high.max())} is not a class of the {num_classes}-class list; pass the "
+            f"{pseudo_dir}: label value {top} is not a class of the {num_classes}-class list; pass the "
             "dataset's class list"
         )
+    return score_centroids(per_image, ids, settings.alpha, num_classes, mean)
+
+
+def score_centroids(
+    per_image: Sequence[ImageCentroids], ids: Sequence[str], alpha: float, num_classes: int,
+    mean: np.ndarray | None = None,
+) -> CentroidTable:  # fmt: skip
+    """Eqs. 1-3 over the centroids of every image (``per_image[i]`` belongs to ``ids[i]``)."""
+    image = np.concatenate([np.full(len(c.classes), i, dtype=np.int64) for i, c in enumerate(per_image)])
+    classes = np.concatenate([c.classes for c in per_image])
+    vectors = np.concatenate([c.centroids for c in per_image])
+    cells = np.concatenate([c.cells for c in per_image])
     foreground = classes > 0
     score = np.full(len(classes), np.nan, dtype=np.float32)
     score[foreground] = background_distance(vectors[foreground], vectors[~foreground])
-    debiased, chosen = debiased_centroids(vectors[foreground], classes[foreground], score[foreground],
-                                          settings.alpha, num_classes)  # fmt: skip
+    debiased, chosen = debiased_centroids(
+        vectors[foreground], classes[foreground], score[foreground], alpha, num_classes
+    )
     selected = np.zeros(len(classes), dtype=bool)
     selected[foreground] = chosen
     kept_mean = np.zeros(0, dtype=np.float32) if mean is None else mean
