@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from wsss.cli import eval_generator, generate_synthetic, make_shapes
+from wsss.cli import eval_generator, generate_synthetic, make_reflow_pairs, make_shapes
 from wsss.cli import train as train_tool
 from wsss.data.captioned import CaptionedImageDataset
 from wsss.data.transforms import AlbuPipeline
@@ -20,7 +20,10 @@ from wsss.engine.config import load_config
 from wsss.engine.inference import build_model
 from wsss.synth.flow.generator import load_flow_generator
 from wsss.synth.flow.model import flow_loss, interpolate
+from wsss.synth.flow.pairs import read_pairs
+from wsss.synth.flow.perceptual import ClassifierPerceptualDistance, feature_distance
 from wsss.synth.flow.sampler import euler
+from wsss.synth.flow.students import class_groups, student_routes
 from wsss.synth.generator import TextToImageGenerator
 from wsss.synth.quality import classify_images, label_fidelity, multi_hot
 
@@ -58,16 +61,27 @@ def trained_flow(tmp_path_factory) -> tuple[Path, Path, Path]:
         )
         == 0
     )
-    config = tmp / "rf_tiny.py"
+    config = tiny_config(tmp, "rf1_shapes.py")
+    work = tmp / "work"
+    train_tiny(config, data, work)
+    return config, work, data
+
+
+def tiny_config(folder: Path, shipped: str) -> Path:
+    """``configs/synth/<shipped>`` with a tiny text encoder and UNet and batches of 4, written into ``folder``."""
+    config = folder / f"tiny_{shipped}"
     config.write_text(
-        f"_base_ = [{str(REPO / 'configs/synth/rf1_shapes.py')!r}]\n"
+        f"_base_ = [{str(REPO / 'configs/synth' / shipped)!r}]\n"
         "model = dict(text_encoder=dict(dim=16, layers=1, heads=2), unet=dict(channels=(8, 16, 16)))\n"
         "train_dataloader = dict(batch_size=4)\n"
     )
-    work = tmp / "work"
-    assert train_tool.main([str(config), "--data-root", str(data), "--work-dir", str(work), "--cfg-options",
+    return config
+
+
+def train_tiny(config: Path, data: Path, work: Path, *extra: str) -> None:
+    """Two training steps of ``config`` on ``data`` into ``work`` with tools/train.py."""
+    assert train_tool.main([str(config), "--data-root", str(data), "--work-dir", str(work), *extra, "--cfg-options",
                             "train_cfg.max_iters=2", "default_hooks.checkpoint.interval=2"]) == 0  # fmt: skip
-    return config, work, data
 
 
 def test_a_trained_flow_model_samples_deterministically_and_refuses_unknown_words(trained_flow):
@@ -133,24 +147,31 @@ def test_generate_synthetic_drops_words_the_model_does_not_know(trained_flow, tm
                r"bad.jsonl:1: 'a photo of a zeppelin' names no class the generator knows")  # fmt: skip
 
 
+CAM_CONFIG = REPO / "configs" / "bas" / "cam_shapes.py"
+
+
+def tiny_classifier(data: Path, checkpoint: Path) -> tuple[torch.nn.Module, Path]:
+    """A random CAM classifier of ``data`` (timm's test_resnet backbone), saved as an mmengine checkpoint."""
+    torch.manual_seed(0)
+    cfg = load_config(CAM_CONFIG, data_root=data, cfg_options={"model.backbone.name": "test_resnet"})
+    classifier = build_model(cfg).eval()
+    torch.save({"state_dict": classifier.state_dict(), "meta": {}}, checkpoint)
+    return classifier, checkpoint
+
+
 def names_index(data: Path, name: str) -> int:
     return (data / "class_names.txt").read_text().split().index(name)
 
 
 def test_eval_generator_judges_its_images_with_the_real_data_classifier(trained_flow, tmp_path, tool_error):
     config, work, data = trained_flow
-    cam_config = REPO / "configs" / "bas" / "cam_shapes.py"
-    tiny = {"model.backbone.name": "test_resnet"}
-    torch.manual_seed(0)
-    classifier = build_model(load_config(cam_config, data_root=data, cfg_options=tiny)).eval()
-    checkpoint = tmp_path / "cam.pth"
-    torch.save({"state_dict": classifier.state_dict(), "meta": {}}, checkpoint)
+    classifier, checkpoint = tiny_classifier(data, tmp_path / "cam.pth")
     out = tmp_path / "eval"
     args = [str(config), str(work), "--data-root", str(data), "--split", "train", "--out", str(out), "--count", "8",
             "--steps", "2", "--grid-seeds", "1", "--seed", "7"]  # fmt: skip
     judged = [
         "--classifier",
-        str(cam_config),
+        str(CAM_CONFIG),
         str(checkpoint),
         "--classifier-cfg-options",
         "model.backbone.name=test_resnet",
@@ -175,3 +196,116 @@ def test_eval_generator_judges_its_images_with_the_real_data_classifier(trained_
     assert row["exact_match"] == pytest.approx(expected["exact_match"])
     assert np.isfinite(row["kid"]) and 0 <= row["precision"] <= 100 and 0 <= row["recall"] <= 100
     tool_error(eval_generator.main([*args, *judged, "--threshold", "1.5"]), "--threshold")
+
+
+def test_reflow_pairs_are_the_teachers_ode_samples_resume_and_train_reflow_distillation_and_msd(
+    trained_flow, tmp_path, tool_error
+):
+    config, work, data = trained_flow
+    pairs = tmp_path / "pairs"
+    args = [str(config), str(work), "--data-root", str(data), "--out", str(pairs), "--count", "6",
+            "--shard-size", "4", "--steps", "2", "--no-progress"]  # fmt: skip
+    assert make_reflow_pairs.main(args) == 0
+    settings, read = read_pairs(pairs)
+    assert settings["count"] == 6 and read["x1"].shape == (6, 3, 32, 32) and len(read["captions"]) == 6
+    teacher = load_flow_generator(config, work)
+    x0 = teacher.noise(read["seeds"].tolist())
+    assert torch.allclose(torch.from_numpy(read["noise"]), x0)
+    expected = teacher.integrate(x0, [str(c) for c in read["captions"]], 2, teacher.default_guidance).x1
+    assert torch.allclose(torch.from_numpy(read["x1"]), expected, atol=1e-5)
+    shard = pairs / "pairs_00001.npz"
+    stamp = shard.stat().st_mtime_ns
+    assert make_reflow_pairs.main(args) == 0 and shard.stat().st_mtime_ns == stamp  # whole shards kept
+    tool_error(make_reflow_pairs.main([*args[:-2], "3", "--no-progress"]), "steps differ")
+    # 2-RF from the 1-RF weights on the pairs, then its one-step distillation and a 2-student MSD from it.
+    rf2 = tmp_path / "rf2"
+    train_tiny(tiny_config(tmp_path, "rf2_shapes.py"), pairs, rf2, "--load-from", str(work))
+    distilled = tmp_path / "distill"
+    train_tiny(tiny_config(tmp_path, "distill_shapes.py"), pairs, distilled, "--load-from", str(rf2))
+    msd_config = tiny_config(tmp_path, "msd_shapes.py")
+    msd = tmp_path / "msd"
+    train_tiny(msd_config, pairs, msd, "--load-from", str(rf2))
+    generator = load_flow_generator(msd_config, msd)
+    assert generator.model.groups() == [("boat", "train", "aeroplane"), ("bird", "bottle", "person")]
+    images = generator.sample(["a boat", "a bird"], [1, 2], steps=1, guidance=1.0)
+    assert images.shape == (2, 32, 32, 3)
+    with pytest.raises(ValueError, match="names no class"):
+        generator.sample(["a boat"], [1], steps=1, guidance=2.0)  # guidance needs the empty prompt
+
+
+def test_a_multi_student_model_starts_as_its_teacher_and_routes_each_prompt_to_its_student(trained_flow):
+    config, work, _ = trained_flow
+    teacher = load_flow_generator(config, work).model
+    cfg = load_config(config, cfg_options={"model.students": 2, "model.cond_dropout": 0.0})
+    students = build_model(cfg).eval()
+    students.load_state_dict(teacher.state_dict())  # one network copied into each student
+    prompts = ["a boat on water", "a bird and a train", "a person"]  # students 0, 0 (train first), 1
+    assert student_routes(students.vocabulary, students.groups(), prompts).tolist() == [0, 0, 1]
+    x, t = torch.randn(3, 3, 32, 32), torch.tensor([0.0, 0.5, 0.9])
+    with torch.no_grad():
+        before = teacher.velocity(x, t, teacher.encode(prompts))
+        assert torch.allclose(students.velocity(x, t, students.encode(prompts)), before, atol=1e-6)
+        for p in students.unet.students[1].parameters():
+            p.add_(0.1)
+        after = students.velocity(x, t, students.encode(prompts))
+    assert torch.allclose(after[:2], before[:2], atol=1e-6) and not torch.allclose(after[2], before[2])
+    with pytest.raises(ValueError, match="cond_dropout=0"):
+        build_model(load_config(config, cfg_options={"model.students": 2}))
+
+
+def test_student_groups_are_consecutive_blocks_or_a_checked_partition():
+    classes = ("boat", "train", "aeroplane", "bird", "bottle", "person")
+    assert class_groups(classes, 4) == [("boat", "train"), ("aeroplane", "bird"), ("bottle",), ("person",)]
+    assert class_groups(classes, 1) == [classes]
+    groups = [["bird", "boat"], ["train", "aeroplane", "bottle", "person"]]
+    assert class_groups(classes, 2, groups) == [("bird", "boat"), ("train", "aeroplane", "bottle", "person")]
+    with pytest.raises(ValueError, match=r"repeated \['boat'\], unknown \['zeppelin'\], missing \['bird'\]"):
+        class_groups(classes, 2, [["boat", "zeppelin"], ["boat", "train", "aeroplane", "bottle", "person"]])
+    with pytest.raises(ValueError, match="one per student"):
+        class_groups(classes, 3, groups)
+    with pytest.raises(ValueError, match="at most one student per class"):
+        class_groups(classes, 7)
+
+
+def test_feature_distance_is_lpips_on_unit_length_features():
+    a = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1)
+    b = torch.tensor([0.0, 3.0]).view(1, 2, 1, 1)
+    # unit vectors (1, 0) and (0, 1): squared distance 2 in one stage, 0 in the other (same up to scale).
+    assert torch.allclose(feature_distance([a, 5 * a], [b, a]), torch.tensor([1.0]))
+    maps = torch.randn(3, 4, 2, 2)
+    assert torch.allclose(feature_distance([maps], [2 * maps]), torch.zeros(3), atol=1e-6)
+
+
+def test_the_perceptual_loss_is_the_classifier_distance_of_the_predicted_end_point(trained_flow, tmp_path):
+    config, work, data = trained_flow
+    classifier, checkpoint = tiny_classifier(data, tmp_path / "cam.pth")
+    tiny = {"model.backbone.name": "test_resnet"}
+    perceptual = {"config": str(CAM_CONFIG), "checkpoint": str(checkpoint), "size": 96, "weight": 0.5,
+                  "cfg_options": tiny}  # fmt: skip
+    options = {"model.perceptual": perceptual, "model.time_sampling": "zero", "model.cond_dropout": 0.0,
+               "model.students": 1}  # fmt: skip
+    model = build_model(load_config(config, cfg_options=options))
+    model.load_state_dict(load_flow_generator(config, work).model.state_dict())
+    for p in model.unet.out.parameters():  # a velocity that is not yet zero everywhere
+        torch.nn.init.normal_(p, std=0.1)
+    x1, noise = torch.rand(2, 3, 32, 32) * 2 - 1, torch.randn(2, 3, 32, 32)
+    samples = [{"caption": "a boat", "noise": noise[0]}, {"caption": "a train", "noise": noise[1]}]
+    losses = model.loss(x1, samples)
+    with torch.no_grad():
+        end = noise + model.velocity(noise, torch.zeros(2), model.encode(["a boat", "a train"]))
+    distance = ClassifierPerceptualDistance(CAM_CONFIG, checkpoint, 7, 96, tiny)
+    perceptual_loss = float(losses["loss_perceptual"].detach())
+    assert (
+        perceptual_loss == pytest.approx(0.5 * float(distance(end, x1).mean()), rel=1e-4)
+        and perceptual_loss > 0
+    )
+    sum(losses.values()).backward()
+    assert model.unet.out.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.perceptual_distance().classifier(x1.device).parameters())
+    assert not any("backbone" in key for key in model.state_dict())  # the classifier is not saved
+    # a missing setting is named before any work
+    options["model.perceptual"] = {"config": str(CAM_CONFIG), "size": 96}
+    broken = build_model(load_config(config, cfg_options=options))
+    broken.load_state_dict(model.state_dict())
+    with pytest.raises(ValueError, match="lacks checkpoint"):
+        broken.loss(x1, samples)

@@ -29,10 +29,12 @@ class TextContext(NamedTuple):
     context: Tensor  # (B, L, D)
     mask: Tensor  # (B, L) bool, True where padding
     pooled: Tensor  # (B, D)
+    route: Tensor | None = None  # (B,) int64: each prompt's student, for a multi-student model only
 
     def select(self, index: Tensor) -> TextContext:
         """The rows ``index`` of every part."""
-        return TextContext(self.context[index], self.mask[index], self.pooled[index])
+        route = None if self.route is None else self.route[index]
+        return TextContext(self.context[index], self.mask[index], self.pooled[index], route)
 
 
 class TextEncoder(nn.Module):
