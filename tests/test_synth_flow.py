@@ -176,8 +176,14 @@ def test_eval_generator_judges_its_images_with_the_real_data_classifier(trained_
         "--classifier-cfg-options",
         "model.backbone.name=test_resnet",
     ]
-    assert eval_generator.main([*args, *judged]) == 0
+    tool_error(eval_generator.main([*args, "--contexts"]), "give --classifier")
+    assert eval_generator.main([*args, *judged, "--contexts", "--context-seeds", "1"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
+    contexts = metrics["quality"].pop("contexts")
+    assert set(contexts) == {"probe", "1", "2"} and contexts["probe"]["fitted_on"] == 12
+    assert (
+        set(contexts["2"]) == {"water", "rails"} and contexts["2"]["water"]["images"] == 12
+    )  # 6 classes x 2
     assert metrics["sets"]["classes"]["straightness"] >= 0 and (out / "grid_captions.png").is_file()
     quality = metrics["quality"]
     assert set(quality) == {"real_images", "split", "classes", "captions"} and quality["real_images"] == 8

@@ -20,11 +20,14 @@ from wsss.cli.common import (
 )  # fmt: skip
 from wsss.data.captioned import CaptionedImageDataset
 from wsss.data.image_io import read_image
+from wsss.data.shapes import CONTEXT_DIR
 from wsss.engine.config import load_config
 from wsss.engine.inference import classifier_from_checkpoint
+from wsss.evaluation.context import read_contexts
 from wsss.fileio import save_png_atomic, write_json_atomic
 from wsss.synth.flow.evaluation import measure, sample_grid
 from wsss.synth.flow.generator import load_flow_generator
+from wsss.synth.following import balanced_accuracy, context_following, context_presence, fit_presence_probe
 from wsss.synth.quality import classify_images, generated_quality, multi_hot
 
 DESCRIPTION = """\
@@ -42,6 +45,13 @@ turn; 'captions': as above, each image prompted with its real image's classes) a
 (wsss.synth.quality): label fidelity (mAP and exact-match rate of the classes prompted, scores at
 least --threshold), KID (mean, std over subsets) and precision/recall (k = 3) in its pooled
 features against the --count real images of --split.
+
+With --contexts (and --classifier; --data-root needs ContextMasks/, as tools/make_shapes.py writes),
+prompt following for contexts (wsss.synth.following): a context probe (logistic regression on the
+classifier's pooled features) is fitted on the train split's real images and checked on the --count
+of --split (balanced accuracy); then "a <class> on <context>" and "a <class>" for every class and
+context, --context-seeds images each at 1 and --steps steps, count as followed when the probe sees
+the context exactly where it was asked for.
 
 Writes OUT/metrics.json (both sets, timings) and OUT/grid_<set>.png: one row per prompt, columns
 1 step and --steps steps for --grid-seeds seeds.
@@ -72,19 +82,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--classifier", nargs=2, metavar=("CONFIG", "CHECKPOINT"),
                         help="judge the images with this classifier of the real data (fidelity, KID, precision/recall)")  # fmt: skip
     parser.add_argument("--threshold", type=float, default=0.5, help="score a class must reach (default 0.5)")
+    parser.add_argument("--contexts", action="store_true",
+                        help="also measure prompt following for the contexts of --data-root's ContextMasks/")  # fmt: skip
+    parser.add_argument(
+        "--context-seeds", type=int, default=10, help="images per context prompt (default 10)"
+    )
     add_cfg_options(parser, "--classifier-cfg-options", "the --classifier config")
     add_device(parser)
     return parser
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    for flag, value in (("--count", args.count), ("--steps", args.steps), ("--grid-seeds", args.grid_seeds)):
+    for flag, value in (("--count", args.count), ("--steps", args.steps), ("--grid-seeds", args.grid_seeds),
+                        ("--context-seeds", args.context_seeds)):  # fmt: skip
         check_positive(value, flag)
     check_positive(args.seed, "--seed", 0)
     if not 0.0 < args.threshold < 1.0:
         raise UserError(f"--threshold is a sigmoid score in (0, 1), got {args.threshold}")
     check_device(args.device)
     check_input_dir(args.data_root, "--data-root", "dataset folder")
+    if args.contexts:
+        if not args.classifier:
+            raise UserError(
+                "--contexts judges images in the classifier's features; give --classifier CONFIG CHECKPOINT"
+            )
+        check_input_dir(
+            args.data_root / CONTEXT_DIR,
+            "--contexts",
+            "context-mask folder (tools/make_shapes.py writes one)",
+        )
     check_output_dir(args.out, "--out")
     generator = load_flow_generator(args.config, args.checkpoint, args.device)
     guidance = generator.default_guidance if args.guidance is None else args.guidance
@@ -149,6 +175,33 @@ def judge(args: argparse.Namespace, generator, dataset: CaptionedImageDataset, g
             print(f"{name}, {steps} step{'s' * (steps != '1')}: mAP {shown_map}, exact match "
                   f"{row['exact_match']:.1f}%, KID {row['kid']:.4f} +- {row['kid_std']:.4f}, "
                   f"precision {row['precision']:.1f}%, recall {row['recall']:.1f}%")  # fmt: skip
+    if args.contexts:
+        report["contexts"] = judge_contexts(args, generator, dataset, classify, real, classes, guidance)
+    return report
+
+
+def judge_contexts(args: argparse.Namespace, generator, dataset: CaptionedImageDataset, classify, real,
+                   classes: list[str], guidance: float) -> dict:  # fmt: skip
+    """The context probe's accuracy on real images, and prompt following at 1 and --steps steps."""
+    context_dir = args.data_root / CONTEXT_DIR
+    contexts = read_contexts(context_dir, dataset.class_names)
+    values = sorted(contexts)
+    names = [contexts[value][0] for value in values]
+    train = CaptionedImageDataset(args.data_root, split="train", random_caption=False)
+    fitting = classify([read_image(path) for path in train.img_paths])[1]
+    probe = fit_presence_probe(fitting, context_presence(context_dir, train.img_ids, values))
+    held_out = context_presence(context_dir, dataset.img_ids[: len(real)], values)
+    accuracy = balanced_accuracy(probe.probabilities(real), held_out)
+    report = {"probe": {"fitted_on": len(train), "balanced_accuracy": dict(zip(names, accuracy))}}
+    print("context probe (balanced accuracy on real images): "
+          + ", ".join(f"{n} {a:.1f}%" for n, a in zip(names, accuracy)))  # fmt: skip
+    seeds = list(range(args.seed, args.seed + args.context_seeds))
+    for steps in (1, args.steps):
+        result = context_following(generator, lambda images: classify(images)[1], probe, classes, names, seeds,
+                                   steps, guidance)  # fmt: skip
+        report[str(steps)] = result
+        print(f"prompt following, {steps} step{'s' * (steps != 1)}: " + ", ".join(
+            f"{n} {r['both']:.1f}% (asked {r['asked']:.1f}%, left out {r['left_out']:.1f}%)" for n, r in result.items()))  # fmt: skip
     return report
 
 
