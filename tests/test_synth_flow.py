@@ -242,7 +242,7 @@ def test_reflow_pairs_are_the_teachers_ode_samples_resume_and_train_reflow_disti
 def test_a_multi_student_model_starts_as_its_teacher_and_routes_each_prompt_to_its_student(trained_flow):
     config, work, _ = trained_flow
     teacher = load_flow_generator(config, work).model
-    cfg = load_config(config, cfg_options={"model.students": 2, "model.cond_dropout": 0.0})
+    cfg = load_config(config, cfg_options={"model.num_students": 2, "model.cond_dropout": 0.0})
     students = build_model(cfg).eval()
     students.load_state_dict(teacher.state_dict())  # one network copied into each student
     prompts = ["a boat on water", "a bird and a train", "a person"]  # students 0, 0 (train first), 1
@@ -256,7 +256,7 @@ def test_a_multi_student_model_starts_as_its_teacher_and_routes_each_prompt_to_i
         after = students.velocity(x, t, students.encode(prompts))
     assert torch.allclose(after[:2], before[:2], atol=1e-6) and not torch.allclose(after[2], before[2])
     with pytest.raises(ValueError, match="cond_dropout=0"):
-        build_model(load_config(config, cfg_options={"model.students": 2}))
+        build_model(load_config(config, cfg_options={"model.num_students": 2}))
 
 
 def test_student_groups_are_consecutive_blocks_or_a_checked_partition():
@@ -289,7 +289,7 @@ def test_the_perceptual_loss_is_the_classifier_distance_of_the_predicted_end_poi
     perceptual = {"config": str(CAM_CONFIG), "checkpoint": str(checkpoint), "size": 96, "weight": 0.5,
                   "cfg_options": tiny}  # fmt: skip
     options = {"model.perceptual": perceptual, "model.time_sampling": "zero", "model.cond_dropout": 0.0,
-               "model.students": 1}  # fmt: skip
+               "model.num_students": 1}  # fmt: skip
     model = build_model(load_config(config, cfg_options=options))
     model.load_state_dict(load_flow_generator(config, work).model.state_dict())
     for p in model.unet.out.parameters():  # a velocity that is not yet zero everywhere

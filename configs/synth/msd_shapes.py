@@ -10,4 +10,4 @@
 #       --data-root work_dirs/rf1_pairs --load-from work_dirs/rf2
 _base_ = ["distill_shapes.py"]
 
-model = dict(name="rf2-msd2", students=2)
+model = dict(name="rf2-msd2", num_students=2)

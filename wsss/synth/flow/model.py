@@ -12,7 +12,7 @@ One class serves every stage, by config:
   ``noise`` and its input is the teacher's float sample;
 * one-step distillation: the pairs with ``time_sampling='zero'``: at t = 0 the loss is exactly
   ``|| x0 + v(x0, 0 | c) - ODE[v_k](x0 | c) ||^2``, the L2 distillation loss;
-* multi-student distillation (MSD): the same with ``students = K``: K UNets, each prompt (and
+* multi-student distillation (MSD): the same with ``num_students = K``: K UNets, each prompt (and
   each training pair) served by the student of its classes (:mod:`wsss.synth.flow.students`);
 * with ``perceptual``, the loss adds a perceptual distance between the predicted end point
   ``x_t + (1 - t) v`` and ``x1`` in the features of our own classifier
@@ -79,7 +79,7 @@ class RectifiedFlow(BaseModel):
     ``cond_dropout``: share of training captions replaced by the empty prompt. ``time_sampling``:
     ``'uniform'`` (t ~ U(0, 1)) or ``'zero'`` (one-step distillation). ``name``, ``default_steps`` and
     ``default_guidance`` describe how the trained model is meant to be sampled (see
-    :class:`~wsss.synth.flow.generator.FlowGenerator`). ``students``: UNets of a multi-student model,
+    :class:`~wsss.synth.flow.generator.FlowGenerator`). ``num_students``: UNets of a multi-student model,
     each for one of ``student_groups`` (lists of class names; default: consecutive blocks of the
     vocabulary's classes); it starts from a single-network checkpoint by copying it into each.
     ``perceptual``: ``dict(config, checkpoint, size, weight, cfg_options)`` of the classifier whose
@@ -88,7 +88,7 @@ class RectifiedFlow(BaseModel):
 
     def __init__(self, image_size: int = 32, text_encoder: dict | None = None, unet: dict | None = None,
                  cond_dropout: float = 0.1, time_sampling: str = "uniform", name: str = "rf1",
-                 default_steps: int = 20, default_guidance: float = 1.0, students: int = 1,
+                 default_steps: int = 20, default_guidance: float = 1.0, num_students: int = 1,
                  student_groups: Sequence[Sequence[str]] | None = None, perceptual: dict | None = None,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None):  # fmt: skip
         super().__init__(data_preprocessor=data_preprocessor or FlowDataPreprocessor(), init_cfg=init_cfg)
@@ -96,16 +96,16 @@ class RectifiedFlow(BaseModel):
             raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}, got {time_sampling!r}")
         if not 0.0 <= cond_dropout < 1.0:
             raise ValueError(f"cond_dropout must lie in [0, 1), got {cond_dropout}")
-        if students < 1:
-            raise ValueError(f"students must be at least 1, got {students}")
-        if students > 1 and cond_dropout > 0:
+        if num_students < 1:
+            raise ValueError(f"num_students must be at least 1, got {num_students}")
+        if num_students > 1 and cond_dropout > 0:
             raise ValueError(
                 "a multi-student model picks a student by the classes of a prompt and a dropped (empty) "
                 "caption names none; set cond_dropout=0 (students are distilled from guided pairs)"
             )
         self.image_size, self.cond_dropout, self.time_sampling = image_size, cond_dropout, time_sampling
         self.name, self.default_steps, self.default_guidance = name, default_steps, default_guidance
-        self.students, self.student_groups = students, student_groups
+        self.num_students, self.student_groups = num_students, student_groups
         self.perceptual_weight = 0.0 if perceptual is None else float(perceptual.get("weight", 1.0))
         self._perceptual_settings = perceptual
         self._perceptual: ClassifierPerceptualDistance | None = (
@@ -113,19 +113,19 @@ class RectifiedFlow(BaseModel):
         )
         self.text_encoder = TextEncoder(**(text_encoder or {}))
         unet_args = dict(context_dim=self.text_encoder.dim, **(unet or {}))
-        if students == 1:
+        if num_students == 1:
             self.unet = FlowUNet(**unet_args)
         else:
-            self.unet = StudentUNets(students, **unet_args)
+            self.unet = StudentUNets(num_students, **unet_args)
             self._register_load_state_dict_pre_hook(self._into_students)
 
     def _into_students(self, state_dict: dict, prefix: str, *args: Any) -> None:
-        load_single_network_into_students(state_dict, prefix, self.students)
+        load_single_network_into_students(state_dict, prefix, self.num_students)
 
     def adapt_state_dict(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
         """``state`` as this model loads it: a single network's UNet copied into each student."""
-        if self.students > 1:
-            load_single_network_into_students(state, "", self.students)
+        if self.num_students > 1:
+            load_single_network_into_students(state, "", self.num_students)
         return state
 
     @property
@@ -134,7 +134,7 @@ class RectifiedFlow(BaseModel):
 
     def groups(self) -> list[tuple[str, ...]]:
         """The classes of each student (one group, all classes, for a single-network model)."""
-        return class_groups(self.vocabulary.classes, self.students, self.student_groups)
+        return class_groups(self.vocabulary.classes, self.num_students, self.student_groups)
 
     def encode(self, prompts: Sequence[str]) -> TextContext:
         """The text context of ``prompts`` (ValueError for unknown words or a prompt without a class).
@@ -142,7 +142,7 @@ class RectifiedFlow(BaseModel):
         A multi-student model's context carries each prompt's student (ValueError for a prompt naming no class).
         """
         text = self.text_encoder(prompts)
-        if self.students == 1:
+        if self.num_students == 1:
             return text
         return text._replace(
             route=student_routes(self.vocabulary, self.groups(), prompts).to(text.pooled.device)
