@@ -170,6 +170,16 @@ def add_progress(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def add_model_run_flags(parser: argparse.ArgumentParser, loader_workers: bool = True) -> None:
+    """How a tool runs a model over a split: ``--launcher``, ``--device``, ``--workers`` (the DataLoader's,
+    unless ``loader_workers`` is False) and ``--no-progress``."""
+    add_launcher(parser)
+    add_device(parser)
+    if loader_workers:
+        add_workers(parser, "DataLoader processes reading images", default=2)
+    add_progress(parser)
+
+
 # --- checks ----------------------------------------------------------------------------------------
 
 

@@ -11,9 +11,7 @@ from wsss.cli.common import (
     UserError,
     add_cfg_options,
     add_data_root,
-    add_device,
-    add_launcher,
-    add_progress,
+    add_model_run_flags,
     check_device,
     check_output_dir,
     entry_point,
@@ -73,12 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also run this CAM model and fuse its maps with the localizer's")  # fmt: skip
     add_cfg_options(parser, what="the localizer config")
     add_cfg_options(parser, "--cam-cfg-options", "the --fuse-cam config")
-    add_launcher(parser)
-    add_device(parser)
-    parser.add_argument(
-        "--workers", type=int, default=2, help="DataLoader processes reading images (default 2)"
-    )
-    add_progress(parser)
+    add_model_run_flags(parser)
     return parser
 
 
