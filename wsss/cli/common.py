@@ -166,6 +166,27 @@ def add_workers(parser: argparse.ArgumentParser, what: str = "processes reading 
     parser.add_argument("--workers", type=int, default=default, help=f"{what} (default {default})")
 
 
+def add_test_scales(parser: argparse.ArgumentParser, defaults: Sequence[float]) -> None:
+    """``--scales S [S ...]``: the factors a model runs at on each image (``defaults`` when not given)."""
+    parser.add_argument(
+        "--scales",
+        nargs="+",
+        type=float,
+        default=list(defaults),
+        metavar="S",
+        help=f"test scales (default {' '.join(map(str, defaults))})",
+    )
+
+
+def add_base_size(parser: argparse.ArgumentParser) -> None:
+    """``--base-size``: the shorter side each image is brought to before the test scales apply."""
+    parser.add_argument(
+        "--base-size",
+        type=int,
+        help="apply the scales to each image brought to this shorter side (its training size)",
+    )
+
+
 def add_progress(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
