@@ -140,6 +140,15 @@ def add_data_root(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_ground_truth(parser: argparse.ArgumentParser, gt_help: str) -> None:
+    """``--gt``, ``--list`` and ``--classes``: the label PNGs, ids and class list a tool scores against."""
+    parser.add_argument("--gt", required=True, type=Path, help=gt_help)
+    parser.add_argument("--list", required=True, type=Path, help="split file with one image id per line")
+    parser.add_argument(
+        "--classes", required=True, help="'voc', 'coco', a class_names.txt or an mmengine config .py"
+    )
+
+
 def add_launcher(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--launcher",
