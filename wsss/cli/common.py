@@ -140,6 +140,15 @@ def add_data_root(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_ground_truth(parser: argparse.ArgumentParser, gt_help: str) -> None:
+    """``--gt``, ``--list`` and ``--classes``: the label PNGs, ids and class list a tool scores against."""
+    parser.add_argument("--gt", required=True, type=Path, help=gt_help)
+    parser.add_argument("--list", required=True, type=Path, help="split file with one image id per line")
+    parser.add_argument(
+        "--classes", required=True, help="'voc', 'coco', a class_names.txt or an mmengine config .py"
+    )
+
+
 def add_launcher(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--launcher",
@@ -166,8 +175,39 @@ def add_workers(parser: argparse.ArgumentParser, what: str = "processes reading 
     parser.add_argument("--workers", type=int, default=default, help=f"{what} (default {default})")
 
 
+def add_test_scales(parser: argparse.ArgumentParser, defaults: Sequence[float]) -> None:
+    """``--scales S [S ...]``: the factors a model runs at on each image (``defaults`` when not given)."""
+    parser.add_argument(
+        "--scales",
+        nargs="+",
+        type=float,
+        default=list(defaults),
+        metavar="S",
+        help=f"test scales (default {' '.join(map(str, defaults))})",
+    )
+
+
+def add_base_size(parser: argparse.ArgumentParser) -> None:
+    """``--base-size``: the shorter side each image is brought to before the test scales apply."""
+    parser.add_argument(
+        "--base-size",
+        type=int,
+        help="apply the scales to each image brought to this shorter side (its training size)",
+    )
+
+
 def add_progress(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_model_run_flags(parser: argparse.ArgumentParser, loader_workers: bool = True) -> None:
+    """How a tool runs a model over a split: ``--launcher``, ``--device``, ``--workers`` (the DataLoader's,
+    unless ``loader_workers`` is False) and ``--no-progress``."""
+    add_launcher(parser)
+    add_device(parser)
+    if loader_workers:
+        add_workers(parser, "DataLoader processes reading images", default=2)
+    add_progress(parser)
 
 
 # --- checks ----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from wsss.cli.common import (
+    add_ground_truth,
     add_progress,
     add_workers,
     check_output_file,
@@ -44,11 +45,7 @@ is what tools/make_pseudo_labels.py --from-sweeps reads; its best t reproduces t
 def build_parser() -> argparse.ArgumentParser:
     parser = make_parser(DESCRIPTION)
     parser.add_argument("--seeds", required=True, type=Path, help="folder of seed files <id>.npz")
-    parser.add_argument("--gt", required=True, type=Path, help="folder of ground-truth label PNGs <id>.png")
-    parser.add_argument("--list", required=True, type=Path, help="split file with one image id per line")
-    parser.add_argument(
-        "--classes", required=True, help="'voc', 'coco', a class_names.txt or an mmengine config .py"
-    )
+    add_ground_truth(parser, "folder of ground-truth label PNGs <id>.png")
     parser.add_argument("--thresholds", default=DEFAULT_THRESHOLD_RANGE,
                         help=f"START:STOP:STEP, STOP included (default {DEFAULT_THRESHOLD_RANGE}), or a comma list")  # fmt: skip
     parser.add_argument(

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from wsss.cli.common import (
+    add_ground_truth,
     add_progress,
     add_workers,
     check_output_file,
@@ -36,11 +37,7 @@ left out of the means.
 def build_parser() -> argparse.ArgumentParser:
     parser = make_parser(DESCRIPTION)
     parser.add_argument("--pred", required=True, type=Path, help="folder of predicted label PNGs, <id>.png")
-    parser.add_argument("--gt", required=True, type=Path, help="folder of ground-truth label PNGs, <id>.png")
-    parser.add_argument("--list", required=True, type=Path, help="split file with one image id per line")
-    parser.add_argument(
-        "--classes", required=True, help="'voc', 'coco', a class_names.txt or an mmengine config .py"
-    )
+    add_ground_truth(parser, "folder of ground-truth label PNGs, <id>.png")
     parser.add_argument(
         "--json", type=Path, help="also write the full result (per class, matrix) to this JSON file"
     )

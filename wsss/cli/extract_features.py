@@ -9,11 +9,11 @@ from typing import Any
 
 from wsss.cli.common import (
     UserError,
+    add_base_size,
     add_cfg_options,
     add_data_root,
-    add_device,
-    add_launcher,
-    add_progress,
+    add_model_run_flags,
+    add_test_scales,
     check_device,
     check_output_dir,
     entry_point,
@@ -63,21 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="output folder for <id>.npz feature files")
     parser.add_argument("--split", default="train", help="split list to extract (default train)")
     add_data_root(parser)
-    parser.add_argument("--scales", nargs="+", type=float, default=list(DEFAULT_FEATURE_SCALES), metavar="S",
-                        help=f"test scales (default {' '.join(map(str, DEFAULT_FEATURE_SCALES))})")  # fmt: skip
+    add_test_scales(parser, DEFAULT_FEATURE_SCALES)
     parser.add_argument("--flip", action="store_true", help="also average the mirrored image's features")
-    parser.add_argument("--base-size", type=int,
-                        help="apply the scales to each image brought to this shorter side (its training size)")  # fmt: skip
+    add_base_size(parser)
     parser.add_argument(
         "--random-init", action="store_true", help="no weights: the untrained model (the floor)"
     )
     add_cfg_options(parser, what="the feature model config")
-    add_launcher(parser)
-    add_device(parser)
-    parser.add_argument(
-        "--workers", type=int, default=2, help="DataLoader processes reading images (default 2)"
-    )
-    add_progress(parser)
+    add_model_run_flags(parser)
     return parser
 
 
@@ -131,8 +124,8 @@ def extract(args: argparse.Namespace) -> int:
         if rank == 0:
             write_manifest(args.out, settings, model=type(model).__name__, feature_dim=model.feature_dim,
                            stride=model.stride, count=len(dataset), format=FEATURE_FORMAT, complete=True)  # fmt: skip
-            print(f"{counts.assigned} images of split {args.split!r} in {args.out}: {counts.written} written, "
-                  f"{counts.existing} already there; D={model.feature_dim}, stride {model.stride}")  # fmt: skip
+            where = f"of split {args.split!r} in {args.out}"
+            print(f"{counts.describe(where)}; D={model.feature_dim}, stride {model.stride}")
     return 0
 
 

@@ -46,7 +46,7 @@ def fuse(args: argparse.Namespace) -> int:
     check_seed_out_dir(args.out, settings)
     write_seed_manifest(args.out, settings, fusion="normalise(normalise(CAM) + normalise(BAS))")
     counts = fuse_seed_folders(args.seeds, args.cam, args.out, ids, progress=not args.no_progress)
-    print(f"{counts.assigned} images in {args.out}: {counts.written} fused, {counts.existing} already there")
+    print(counts.describe(f"in {args.out}", "fused"))
     return 0
 
 

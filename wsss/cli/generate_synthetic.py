@@ -15,9 +15,7 @@ import torch.distributed as dist
 from wsss.cli.common import (
     UserError,
     add_cfg_options,
-    add_device,
-    add_launcher,
-    add_progress,
+    add_model_run_flags,
     check_device,
     check_output_dir,
     check_positive,
@@ -89,9 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", required=True, type=Path, metavar="DIR", help="output folder (created if missing)"
     )
-    add_launcher(parser)
-    add_device(parser)
-    add_progress(parser)
+    add_model_run_flags(parser, loader_workers=False)
     return parser
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from wsss.cli.common import (
     UserError,
+    add_base_size,
     add_cfg_options,
     add_data_root,
-    add_device,
-    add_launcher,
-    add_progress,
+    add_model_run_flags,
+    add_test_scales,
     check_device,
     check_output_dir,
     entry_point,
@@ -60,25 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="output folder for <id>.npz seed files")
     parser.add_argument("--split", default="train", help="split list to make seeds for (default train)")
     add_data_root(parser)
-    parser.add_argument("--scales", nargs="+", type=float, default=list(DEFAULT_SCALES), metavar="S",
-                        help=f"test scales (default {' '.join(map(str, DEFAULT_SCALES))})")  # fmt: skip
+    add_test_scales(parser, DEFAULT_SCALES)
     parser.add_argument("--no-flip", action="store_true", help="leave out the horizontally flipped inputs")
-    parser.add_argument(
-        "--base-size",
-        type=int,
-        help="apply the scales to each image brought to this shorter side (its training size)",
-    )
+    add_base_size(parser)
     parser.add_argument("--source", choices=MAP_SOURCES, help="BAS maps: 'fpm' (the default) or 'cam'")
     parser.add_argument("--fuse-cam", nargs=2, metavar=("CAM_CONFIG", "CAM_CHECKPOINT"),
                         help="also run this CAM model and fuse its maps with the localizer's")  # fmt: skip
     add_cfg_options(parser, what="the localizer config")
     add_cfg_options(parser, "--cam-cfg-options", "the --fuse-cam config")
-    add_launcher(parser)
-    add_device(parser)
-    parser.add_argument(
-        "--workers", type=int, default=2, help="DataLoader processes reading images (default 2)"
-    )
-    add_progress(parser)
+    add_model_run_flags(parser)
     return parser
 
 
@@ -131,8 +121,7 @@ def make_seeds(args: argparse.Namespace) -> int:
         )  # fmt: skip
         counts = sum_counts(counts, device)
         if rank == 0:
-            print(f"{counts.assigned} images of split {args.split!r} in {args.out}: {counts.written} written, "
-                  f"{counts.existing} already there")  # fmt: skip
+            print(counts.describe(f"of split {args.split!r} in {args.out}"))
     return 0
 
 

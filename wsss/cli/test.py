@@ -10,9 +10,7 @@ from wsss.cli.common import (
     UserError,
     add_cfg_options,
     add_data_root,
-    add_device,
-    add_launcher,
-    add_progress,
+    add_model_run_flags,
     check_device,
     check_output_dir,
     check_output_file,
@@ -77,9 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the result as WORK_DIR/<checkpoint>_<split>[_tta][_crf].json",
     )
     add_cfg_options(parser)
-    add_launcher(parser)
-    add_device(parser)
-    add_progress(parser)
+    add_model_run_flags(parser, loader_workers=False)
     return parser
 
 

@@ -22,6 +22,10 @@ class RunCounts:
     written: int
     existing: int
 
+    def describe(self, where: str, done: str = "written") -> str:
+        """``'<assigned> images <where>: <written> <done>, <existing> already there'``, as the tools print it."""
+        return f"{self.assigned} images {where}: {self.written} {done}, {self.existing} already there"
+
 
 def sum_counts(counts: RunCounts, device: torch.device) -> RunCounts:
     """The counts summed over all ranks of a distributed run (this rank's otherwise)."""

@@ -24,7 +24,7 @@ import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from mmengine.config import Config
 from mmengine.registry import Registry
@@ -111,6 +111,9 @@ def file_fingerprint(path: Path) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+StageT = TypeVar("StageT", bound="Stage")
+
+
 class Stage(ABC):
     """Base of every stage type; see the module docstring. Subclasses set ``kind`` and implement
     :meth:`needs`, :meth:`argv` and, when they measure something, :meth:`summarize`."""
@@ -123,6 +126,8 @@ class Stage(ABC):
     #: Its ``out`` folder is its own (removed when the stage must run again); False for a stage that
     #: rewrites another stage's folder in place.
     owns_output: ClassVar[bool] = True
+    #: Options that each name one stage whose output this one reads: what :meth:`reads` returns by default.
+    reads_from: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -156,7 +161,7 @@ class Stage(ABC):
 
     def reads(self) -> list[str]:
         """Names of the stages whose outputs this one reads (from its options)."""
-        return []
+        return [self.ref(key).name for key in self.reads_from]
 
     def needs(self) -> list[str]:
         """The stages that must be done before this one: those it reads, and the one that makes the data."""
@@ -183,6 +188,13 @@ class Stage(ABC):
         if name not in self.ctx.stages:
             raise StageError(f"stage {self.name}: option {key}={name!r} names no stage of this pipeline")
         return self.ctx.stages[name]
+
+    def ref_of(self, key: str, kind: type[StageT]) -> StageT:
+        """The stage an option names, checked to exist and to be a ``kind`` stage."""
+        stage = self.ref(key)
+        if not isinstance(stage, kind):
+            raise StageError(f"stage {self.name}: {key}={stage.name!r} is not a {kind.__name__} stage")
+        return stage
 
     def refs(self, key: str) -> list[Stage]:
         """The stages a list option names, each checked to exist."""

@@ -182,10 +182,7 @@ class _ModelStage(Stage):
 
     @property
     def model(self) -> Train:
-        model = self.ref("model")
-        if not isinstance(model, Train):
-            raise StageError(f"stage {self.name}: model={model.name!r} is not a Train stage")
-        return model
+        return self.ref_of("model", Train)
 
     def reads(self) -> list[str]:
         return [self.model.name]
@@ -289,13 +286,11 @@ class FuseSeeds(Stage):
     """The BAS authors' fusion of BAS and CAM seeds (``tools/fuse_seeds.py``). Options: ``bas``, ``cam``, ``split``."""
 
     kind = "fuse_seeds"
+    reads_from = ("bas", "cam")
 
     @classmethod
     def option_names(cls) -> set[str]:
         return {"bas", "cam", "split"}
-
-    def reads(self) -> list[str]:
-        return [self.ref("bas").name, self.ref("cam").name]
 
     def argv(self) -> list[str]:
         split = self.ctx.split_list(self.options.get("split", "train"))
@@ -312,13 +307,11 @@ class SweepSeeds(Stage):
     """
 
     kind = "sweep_seeds"
+    reads_from = ("seeds",)
 
     @classmethod
     def option_names(cls) -> set[str]:
         return {"seeds", "split", "thresholds"}
-
-    def reads(self) -> list[str]:
-        return [self.ref("seeds").name]
 
     @property
     def sweep_file(self) -> Path:
@@ -422,13 +415,11 @@ class EvalLabels(Stage):
     """
 
     kind = "eval_labels"
+    reads_from = ("labels",)
 
     @classmethod
     def option_names(cls) -> set[str]:
         return {"labels", "split", "context"}
-
-    def reads(self) -> list[str]:
-        return [self.ref("labels").name]
 
     def argv(self) -> list[str]:
         args = ["--pred", self.ref("labels").out, "--gt", self.ctx.data_root / "SegmentationClass",
@@ -458,6 +449,7 @@ class Debias(Stage):
     """
 
     kind = "debias"
+    reads_from = ("pseudo", "features")
 
     @property
     def heat_dir(self) -> Path:
@@ -467,9 +459,6 @@ class Debias(Stage):
     @classmethod
     def option_names(cls) -> set[str]:
         return {"config", "pseudo", "features", "split", "cfg_options"}
-
-    def reads(self) -> list[str]:
-        return [self.ref("pseudo").name, self.ref("features").name]
 
     def files(self) -> list[Path]:
         return [self.ctx.resolve_path(self.options["config"])]

@@ -111,10 +111,7 @@ class Generate(_FromModel):
 
     @property
     def prompt_stage(self) -> PlanPrompts:
-        stage = self.ref("prompts")
-        if not isinstance(stage, PlanPrompts):
-            raise StageError(f"stage {self.name}: prompts={stage.name!r} is not a PlanPrompts stage")
-        return stage
+        return self.ref_of("prompts", PlanPrompts)
 
     def argv(self) -> list[str]:
         o = self.options
