@@ -60,6 +60,8 @@ def best_seconds(run, repeat: int) -> float:
     for _ in range(repeat):
         started = time.perf_counter()
         run()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # GPU work is asynchronous: wait for it before reading the clock
         best = min(best, time.perf_counter() - started)
     return best
 

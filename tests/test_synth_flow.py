@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mmengine.runner.checkpoint import load_checkpoint
 from PIL import Image
 
 from wsss.cli import eval_generator, generate_synthetic, make_reflow_pairs, make_shapes
@@ -235,8 +236,13 @@ def test_reflow_pairs_are_the_teachers_ode_samples_resume_and_train_reflow_disti
     assert generator.model.groups() == [("boat", "train", "aeroplane"), ("bird", "bottle", "person")]
     images = generator.sample(["a boat", "a bird"], [1, 2], steps=1, guidance=1.0)
     assert images.shape == (2, 32, 32, 3)
-    with pytest.raises(ValueError, match="names no class"):
+    with pytest.raises(ValueError, match="sampled at guidance 1"):
         generator.sample(["a boat"], [1], steps=1, guidance=2.0)  # guidance needs the empty prompt
+    with pytest.raises(ValueError, match="'' names no class"):
+        generator.model.encode(["a boat", ""])
+    # resuming a multi-student run from the single-network 2-RF checkpoint is refused (only --load-from)
+    tool_error(train_tool.main([str(msd_config), "--data-root", str(pairs), "--work-dir", str(tmp_path / "r"),
+                                "--resume", str(rf2 / "iter_2.pth")]), "lacks")  # fmt: skip
 
 
 def test_a_multi_student_model_starts_as_its_teacher_and_routes_each_prompt_to_its_student(trained_flow):
@@ -244,7 +250,13 @@ def test_a_multi_student_model_starts_as_its_teacher_and_routes_each_prompt_to_i
     teacher = load_flow_generator(config, work).model
     cfg = load_config(config, cfg_options={"model.num_students": 2, "model.cond_dropout": 0.0})
     students = build_model(cfg).eval()
-    students.load_state_dict(teacher.state_dict())  # one network copied into each student
+    load_checkpoint(students, str(work / "iter_2.pth"), logger="silent")  # mmengine's loader, as --load-from
+    with torch.no_grad():
+        assert all(
+            torch.equal(p, q)
+            for p, q in zip(students.unet.students[1].parameters(), teacher.unet.parameters())
+        )
+    students.load_state_dict(teacher.state_dict())  # torch's loader copies one network into each student too
     prompts = ["a boat on water", "a bird and a train", "a person"]  # students 0, 0 (train first), 1
     assert student_routes(students.vocabulary, students.groups(), prompts).tolist() == [0, 0, 1]
     x, t = torch.randn(3, 3, 32, 32), torch.tensor([0.0, 0.5, 0.9])
@@ -255,6 +267,14 @@ def test_a_multi_student_model_starts_as_its_teacher_and_routes_each_prompt_to_i
             p.add_(0.1)
         after = students.velocity(x, t, students.encode(prompts))
     assert torch.allclose(after[:2], before[:2], atol=1e-6) and not torch.allclose(after[2], before[2])
+    # a batch that no prompt routes to student 1: it still gets a (zero) gradient, as DDP needs
+    students.train()
+    loss = students.velocity(x[:2], t[:2], students.encode(prompts[:2])).pow(2).mean()
+    loss.backward()
+    idle = [p.grad for p in students.unet.students[1].parameters()]
+    assert all(g is not None and not g.any() for g in idle)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():  # mixed precision keeps its dtype
+        assert students.velocity(x, t, students.encode(prompts)).dtype == torch.bfloat16
     with pytest.raises(ValueError, match="cond_dropout=0"):
         build_model(load_config(config, cfg_options={"model.num_students": 2}))
 
@@ -309,9 +329,17 @@ def test_the_perceptual_loss_is_the_classifier_distance_of_the_predicted_end_poi
     assert model.unet.out.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.perceptual_distance().classifier(x1.device).parameters())
     assert not any("backbone" in key for key in model.state_dict())  # the classifier is not saved
-    # a missing setting is named before any work
+    # at t ~ U(0, 1) the end point is x_t + (1 - t) v
+    model.time_sampling = "uniform"
+    torch.manual_seed(3)
+    uniform = float(model.loss(x1, samples)["loss_perceptual"].detach())
+    torch.manual_seed(3)
+    t = torch.rand(2)
+    x_t = interpolate(noise, x1, t)
+    with torch.no_grad():
+        end = x_t + (1 - t).view(-1, 1, 1, 1) * model.velocity(x_t, t, model.encode(["a boat", "a train"]))
+    assert uniform == pytest.approx(0.5 * float(distance(end, x1).mean()), rel=1e-4)
+    # a missing setting is named when the model is built
     options["model.perceptual"] = {"config": str(CAM_CONFIG), "size": 96}
-    broken = build_model(load_config(config, cfg_options=options))
-    broken.load_state_dict(model.state_dict())
     with pytest.raises(ValueError, match="lacks checkpoint"):
-        broken.loss(x1, samples)
+        build_model(load_config(config, cfg_options=options))

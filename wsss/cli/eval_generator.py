@@ -192,11 +192,12 @@ def judge_contexts(args: argparse.Namespace, generator, dataset: CaptionedImageD
     probe = fit_presence_probe(fitting, context_presence(context_dir, train.img_ids, values))
     held_out = context_presence(context_dir, dataset.img_ids[: len(real)], values)
     accuracy = balanced_accuracy(probe.probabilities(real), held_out)
-    report = {"probe": {"fitted_on": len(train), "balanced_accuracy": dict(zip(names, accuracy))}}
+    report = {"probe": {"fitted_on": len(train), "checked_on": args.split, "held_out": args.split != "train",
+                        "balanced_accuracy": dict(zip(names, accuracy))}}  # fmt: skip
     print("context probe (balanced accuracy on real images): "
           + ", ".join(f"{n} {a:.1f}%" for n, a in zip(names, accuracy)))  # fmt: skip
     seeds = list(range(args.seed, args.seed + args.context_seeds))
-    for steps in (1, args.steps):
+    for steps in dict.fromkeys((1, args.steps)):
         result = context_following(generator, lambda images: classify(images)[1], probe, classes, names, seeds,
                                    steps, guidance)  # fmt: skip
         report[str(steps)] = result

@@ -229,12 +229,12 @@ def check_weights_fit(model: nn.Module, checkpoint: str | os.PathLike, strict: b
     Every tensor the two share by name must have the same shape (another class count fails here,
     with the tensor named). ``strict`` (resuming) needs every model tensor; otherwise (``--load-from``)
     at least half of them must come from the checkpoint, so an unrelated file cannot pass as a warm start.
-    A model that reads another layout too (``adapt_state_dict(state) -> state``, applied when it loads)
-    is checked against the state as it will read it.
+    A model that starts from another layout too (``adapt_state_dict(state) -> state``, applied when it
+    loads) is checked against the state as it will read it; resuming needs its own layout.
     """
     state = checkpoint_weights(checkpoint)
     adapt = getattr(model, "adapt_state_dict", None)
-    if adapt is not None:
+    if adapt is not None and not strict:
         state = adapt(dict(state))
     own = model.state_dict()
     for key, value in state.items():

@@ -66,6 +66,11 @@ class FlowGenerator:
             raise ValueError(
                 f"{len(prompts)} prompts for {x0.shape[0]} noise images; give one prompt per image"
             )
+        if self.model.num_students > 1 and guidance != 1.0:
+            raise ValueError(
+                f"a {self.model.num_students}-student model is sampled at guidance 1 (its one-step students have "
+                f"no unconditional velocity), not {guidance:g}"
+            )
         text = self.model.encode(guidance_prompts(list(prompts), guidance))
         return euler(guided_velocity(self.model, text, guidance), x0, steps, keep_path=keep_path)
 

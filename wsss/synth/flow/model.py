@@ -106,6 +106,13 @@ class RectifiedFlow(BaseModel):
         self.image_size, self.cond_dropout, self.time_sampling = image_size, cond_dropout, time_sampling
         self.name, self.default_steps, self.default_guidance = name, default_steps, default_guidance
         self.num_students, self.student_groups = num_students, student_groups
+        if perceptual is not None:
+            missing = [key for key in ("config", "checkpoint", "size") if key not in perceptual]
+            if missing:
+                raise ValueError(
+                    f"model.perceptual lacks {', '.join(missing)}: give the classifier's config, its checkpoint "
+                    "(.pth or work dir) and the side it was validated at"
+                )
         self.perceptual_weight = 0.0 if perceptual is None else float(perceptual.get("weight", 1.0))
         self._perceptual_settings = perceptual
         self._perceptual: ClassifierPerceptualDistance | None = (
@@ -187,12 +194,6 @@ class RectifiedFlow(BaseModel):
         """The perceptual distance of the ``perceptual`` setting (its classifier loaded on first use)."""
         if self._perceptual is None:
             settings = self._perceptual_settings
-            missing = [key for key in ("config", "checkpoint", "size") if key not in settings]
-            if missing:
-                raise ValueError(
-                    f"model.perceptual lacks {', '.join(missing)}: give the classifier's config, its checkpoint "
-                    "(.pth or work dir) and the side it was validated at"
-                )
             self._perceptual = ClassifierPerceptualDistance(settings["config"], settings["checkpoint"],
                                                             len(self.vocabulary.classes) + 1, settings["size"],
                                                             settings.get("cfg_options"))  # fmt: skip
@@ -236,7 +237,9 @@ class VocabularyHook(Hook):
         except ValueError:
             model.text_encoder.set_vocabulary(wanted)
             runner.logger.info(f"vocabulary: {len(wanted.words)} words, classes {', '.join(wanted.classes)}")
-            return
+            current = wanted
+        if model.num_students > 1:  # student groups are checked against the classes before any step
+            runner.logger.info("students: " + " | ".join(", ".join(group) for group in model.groups()))
         if current != wanted:
             raise ValueError(
                 f"the starting checkpoint knows {len(current.words)} words and classes {list(current.classes)}, "

@@ -54,7 +54,7 @@ def class_groups(classes: Sequence[str], students: int,
 
 
 def student_routes(vocabulary: Vocabulary, groups: Sequence[Sequence[str]], prompts: Sequence[str]) -> Tensor:
-    """``(B,)`` int64: the student of each prompt, the group of the first class it names."""
+    """``(B,)`` int64: the student of each prompt, the group of the first class it names in the vocabulary's order."""
     student_of = {name: k for k, group in enumerate(groups) for name in group}
     routes = []
     for prompt in prompts:
@@ -73,12 +73,13 @@ class StudentUNets(nn.Module):
 
     Its ``forward`` takes a text context whose ``route`` gives the student of every row. A state dict
     of a single-network flow model (keys ``unet.*``, e.g. the 2-RF teacher that distillation starts
-    from) is loaded into every student.
+    from) is loaded into every student. In training, a student without images in the batch still
+    takes part with a zero term, so that data-parallel training sees a gradient for every parameter.
     """
 
-    def __init__(self, students: int, **unet: Any):
+    def __init__(self, count: int, **unet: Any):
         super().__init__()
-        self.students = nn.ModuleList(FlowUNet(**unet) for _ in range(students))
+        self.students = nn.ModuleList(FlowUNet(**unet) for _ in range(count))
 
     def forward(self, x: Tensor, t: Tensor, text: TextContext) -> Tensor:
         if text.route is None:
@@ -86,12 +87,16 @@ class StudentUNets(nn.Module):
                 "a multi-student model needs each prompt's student; encode prompts with the model"
             )
         route = text.route.to(x.device)
-        out = torch.zeros_like(x)
+        order, parts, idle = [], [], []
         for k, student in enumerate(self.students):
             rows = torch.nonzero(route == k).flatten()
             if rows.numel():
-                out = out.index_copy(0, rows, student(x[rows], t[rows], text.select(rows)))
-        return out
+                order.append(rows)
+                parts.append(student(x[rows], t[rows], text.select(rows)))
+            elif torch.is_grad_enabled():
+                idle.append(sum(p.sum() for p in student.parameters()))
+        out = torch.cat(parts)[torch.argsort(torch.cat(order))]  # back to the batch's order
+        return out + 0.0 * sum(idle) if idle else out
 
 
 def load_single_network_into_students(state_dict: dict[str, Tensor], prefix: str, students: int) -> None:
