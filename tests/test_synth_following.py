@@ -46,11 +46,13 @@ class PaintsWaterOnEvenSeeds:
 
 def test_context_following_counts_images_whose_probe_verdict_matches_the_prompt():
     assert context_prompts(["boat", "bird"], ["water"]) == [
-        ("a boat on water", 0, True), ("a boat", 0, False), ("a bird on water", 0, True), ("a bird", 0, False)
+        ("a boat on water", "boat", 0, True), ("a boat", "boat", 0, False),
+        ("a bird on water", "bird", 0, True), ("a bird", "bird", 0, False),
     ]  # fmt: skip
     brightness = np.array([[0.0], [255.0], [0.0], [255.0]])
     probe = fit_presence_probe(brightness, np.array([[False], [True], [False], [True]]))
     result = context_following(PaintsWaterOnEvenSeeds(), lambda images: images.mean(axis=(1, 2, 3))[:, None],
                                probe, ["boat", "bird"], ["water"], seeds=[0, 1, 2, 3], steps=1, guidance=1.0)  # fmt: skip
     # asked for water: seeds 0 and 2 of 4 show it; left out: never shown; 16 images in all
-    assert result == {"water": {"asked": 50.0, "left_out": 100.0, "both": 75.0, "images": 16}}
+    assert result == {"water": {"asked": 50.0, "left_out": 100.0, "both": 75.0, "images": 16,
+                                "asked_by_class": {"boat": 50.0, "bird": 50.0}}}  # fmt: skip

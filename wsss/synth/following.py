@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,31 +95,34 @@ def balanced_accuracy(probabilities: np.ndarray, present: np.ndarray) -> list[fl
     return rates
 
 
-def context_prompts(classes: Sequence[str], contexts: Sequence[str]) -> list[tuple[str, int, bool]]:
-    """Every (prompt, context index, asks for it): ``"a <class> on <context>"`` and ``"a <class>"`` per pair."""
-    return [(text, k, asked) for k, context in enumerate(contexts) for name in classes
+def context_prompts(classes: Sequence[str], contexts: Sequence[str]) -> list[tuple[str, str, int, bool]]:
+    """Every (prompt, class, context index, asks for it): ``"a <class> on <context>"`` and ``"a <class>"``."""
+    return [(text, name, k, asked) for k, context in enumerate(contexts) for name in classes
             for text, asked in ((f"a {name} on {context}", True), (f"a {name}", False))]  # fmt: skip
 
 
 def context_following(generator: TextToImageGenerator, embed: Callable[[np.ndarray], np.ndarray],
                       probe: PresenceProbe, classes: Sequence[str], contexts: Sequence[str],
-                      seeds: Sequence[int], steps: int, guidance: float) -> dict[str, dict[str, float]]:  # fmt: skip
-    """Per context (%): images following prompts that ask for it, that leave it out, and both together.
+                      seeds: Sequence[int], steps: int, guidance: float) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Per context (%): images following prompts that ask for it, that leave it out, and both together,
+    and the first of these per class (``asked_by_class``: a generator that draws a context only beside
+    the class it co-occurs with fails it for the other classes).
 
     Every prompt of :func:`context_prompts` is drawn once per seed; ``embed`` maps ``(N, H, W, 3)``
     uint8 images to the features the probe was fitted on.
     """
-    planned = [
-        (text, k, asked, seed) for text, k, asked in context_prompts(classes, contexts) for seed in seeds
-    ]
-    images = generator.sample([p[0] for p in planned], [p[3] for p in planned], steps, guidance)
+    planned = [(*prompt, seed) for prompt in context_prompts(classes, contexts) for seed in seeds]
+    images = generator.sample([p[0] for p in planned], [p[4] for p in planned], steps, guidance)
     verdict = probe.probabilities(embed(images)) >= 0.5
+    followed = np.array([verdict[i, p[2]] == p[3] for i, p in enumerate(planned)])
     result = {}
     for k, context in enumerate(contexts):
-        rows = [i for i, p in enumerate(planned) if p[1] == k]
-        followed = np.array([verdict[i, k] == planned[i][2] for i in rows])
-        asked = np.array([planned[i][2] for i in rows])
+        rows = np.array([p[2] == k for p in planned])
+        asked = rows & np.array([p[3] for p in planned])
+        by_class = {name: 100.0 * float(followed[asked & np.array([p[1] == name for p in planned])].mean())
+                    for name in classes}  # fmt: skip
         result[context] = {"asked": 100.0 * float(followed[asked].mean()),
-                           "left_out": 100.0 * float(followed[~asked].mean()),
-                           "both": 100.0 * float(followed.mean()), "images": len(rows)}  # fmt: skip
+                           "left_out": 100.0 * float(followed[rows & ~asked].mean()),
+                           "both": 100.0 * float(followed[rows].mean()), "images": int(rows.sum()),
+                           "asked_by_class": by_class}  # fmt: skip
     return result
