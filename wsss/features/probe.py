@@ -117,14 +117,18 @@ def cluster_probe(
     return {**_scores(mapping[clusters], cells.classes, num_classes), "clusters": k}
 
 
-def _standardise(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
+def standardise(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
+    """``train`` and ``others`` standardised with the mean and standard deviation of ``train``'s columns."""
     mean, std = train.mean(dim=0), train.std(dim=0).clamp_min(1e-6)
     return [(x - mean) / std for x in (train, *others)]
 
 
 def fit_linear(features: torch.Tensor, targets: torch.Tensor, num_classes: int, weight_decay: float = 1e-4,
-               iterations: int = 100) -> torch.nn.Linear:  # fmt: skip
-    """A softmax-linear classifier fitted by full-batch L-BFGS (cross-entropy + L2 on the weights)."""
+               iterations: int = 100, class_weight: torch.Tensor | None = None) -> torch.nn.Linear:  # fmt: skip
+    """A softmax-linear classifier fitted by full-batch L-BFGS (cross-entropy + L2 on the weights).
+
+    ``class_weight``: per-class weights of the cross-entropy (e.g. inverse frequencies, so a rare class counts).
+    """
     torch.manual_seed(0)
     layer = torch.nn.Linear(features.shape[1], num_classes)
     optimizer = torch.optim.LBFGS(
@@ -133,7 +137,8 @@ def fit_linear(features: torch.Tensor, targets: torch.Tensor, num_classes: int, 
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = F.cross_entropy(layer(features), targets) + weight_decay * layer.weight.pow(2).sum()
+        loss = F.cross_entropy(layer(features), targets, weight=class_weight)
+        loss = loss + weight_decay * layer.weight.pow(2).sum()
         loss.backward()
         return loss
 
@@ -152,7 +157,7 @@ def linear_probe(cells: ProbeCells, num_classes: int) -> dict[str, Any]:
     """A linear classifier fitted on the even images' cells; mIoU on the odd images' cells."""
     train, test = _halves(cells)
     features = torch.from_numpy(cells.features)
-    x_train, x_test = _standardise(features[train], features[test])
+    x_train, x_test = standardise(features[train], features[test])
     layer = fit_linear(x_train, torch.from_numpy(cells.classes[train]), num_classes)
     with torch.no_grad():
         predicted = layer(x_test).argmax(dim=1).numpy()
@@ -175,7 +180,7 @@ def context_separability(cells: ProbeCells, contexts: dict[int, tuple[str, int]]
         if not (context_side & fit).any() or not (class_side & fit).any() or not score.any():
             result[name] = {"balanced_accuracy": None, "cells": int(chosen.sum())}
             continue
-        x_fit, x_score = _standardise(features[fit], features[score])
+        x_fit, x_score = standardise(features[fit], features[score])
         layer = fit_linear(x_fit, target[fit], 2)
         with torch.no_grad():
             predicted = layer(x_score).argmax(dim=1)

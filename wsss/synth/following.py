@@ -1,6 +1,6 @@
 """Prompt following for contexts: does a generated image show the context (water, rails) its prompt asks for?
 
-The judge is a *context probe*: one logistic regression per context on the pooled features of the
+The judge is a *context probe*: one linear classifier per context on the pooled features of the
 project's classifier, fitted on real images whose context masks say whether the context is visible
 (the shapes data's ``ContextMasks/``). Its balanced accuracy on held-out real images is reported
 beside every verdict, so that a weak probe cannot pass for a generator that ignores its prompt.
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from wsss.data.label_io import check_labels_exist, read_label_fast
+from wsss.features.probe import fit_linear, standardise
 from wsss.synth.generator import TextToImageGenerator
 
 
@@ -37,50 +37,38 @@ def context_presence(context_dir: str | os.PathLike, ids: Sequence[str], values:
 
 @dataclass
 class PresenceProbe:
-    """Logistic regressions ``(D,) -> (K,)`` on standardised features (the statistics of the fitting set)."""
+    """One two-way linear classifier per context on features standardised like the fitting set's."""
 
     mean: torch.Tensor
     std: torch.Tensor
-    weight: torch.Tensor  # (D, K)
-    bias: torch.Tensor  # (K,)
+    classifiers: list[torch.nn.Linear]
 
+    @torch.no_grad()
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """``(N, K)`` probability that each context is present."""
-        x = (torch.from_numpy(features).double() - self.mean) / self.std
-        return torch.sigmoid(x @ self.weight + self.bias).numpy()
+        x = (torch.from_numpy(features).float() - self.mean) / self.std
+        return torch.stack([layer(x).softmax(dim=1)[:, 1] for layer in self.classifiers], dim=1).numpy()
 
 
-def fit_presence_probe(features: np.ndarray, present: np.ndarray, l2: float = 1e-2,
-                       iterations: int = 200) -> PresenceProbe:  # fmt: skip
-    """Fit one L2-regularised logistic regression per column of ``present`` on ``(N, D)`` features (L-BFGS).
-
-    Each context's two outcomes are weighted equally (a rare context is not ignored).
-    """
+def fit_presence_probe(features: np.ndarray, present: np.ndarray) -> PresenceProbe:
+    """Fit a presence classifier per column of ``present`` on ``(N, D)`` features
+    (:func:`wsss.features.probe.fit_linear`), both outcomes of a context weighted equally, so a rare
+    context is not ignored."""
     if len(features) != len(present):
         raise ValueError(f"{len(features)} feature rows for {len(present)} presence rows")
     counts = present.sum(axis=0)
     if (counts == 0).any() or (counts == len(present)).any():
         raise ValueError("every context must be both present and absent in the fitting images")
-    x = torch.from_numpy(features).double()
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
-    x = (x - mean) / std
-    y = torch.from_numpy(present.astype(np.float64))
-    positive = torch.from_numpy(len(present) / (2.0 * counts)).double()
-    negative = torch.from_numpy(len(present) / (2.0 * (len(present) - counts))).double()
-    sample_weight = y * positive + (1 - y) * negative
-    weight = torch.zeros(x.shape[1], y.shape[1], dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(y.shape[1], dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], max_iter=iterations, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(x @ weight + bias, y, weight=sample_weight)
-        loss = loss + l2 * weight.pow(2).sum() / len(x)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return PresenceProbe(mean, std, weight.detach(), bias.detach())
+    raw = torch.from_numpy(features).float()
+    (x,) = standardise(raw)
+    classifiers = []
+    for k, count in enumerate(counts):
+        balance = torch.tensor(
+            [len(present) / (len(present) - count), len(present) / count], dtype=torch.float32
+        )
+        target = torch.from_numpy(present[:, k].astype(np.int64))
+        classifiers.append(fit_linear(x, target, 2, class_weight=balance / balance.sum()))
+    return PresenceProbe(raw.mean(dim=0), raw.std(dim=0).clamp_min(1e-6), classifiers)
 
 
 def balanced_accuracy(probabilities: np.ndarray, present: np.ndarray) -> list[float]:
@@ -112,8 +100,13 @@ def context_following(generator: TextToImageGenerator, embed: Callable[[np.ndarr
     uint8 images to the features the probe was fitted on.
     """
     planned = [(*prompt, seed) for prompt in context_prompts(classes, contexts) for seed in seeds]
-    images = generator.sample([p[0] for p in planned], [p[4] for p in planned], steps, guidance)
-    verdict = probe.probabilities(embed(images)) >= 0.5
+    drawn = list(
+        dict.fromkeys((p[0], p[4]) for p in planned)
+    )  # "a <class>" serves every context: draw it once
+    row_of = {key: row for row, key in enumerate(drawn)}
+    images = generator.sample([d[0] for d in drawn], [d[1] for d in drawn], steps, guidance)
+    drawn_verdict = probe.probabilities(embed(images)) >= 0.5
+    verdict = drawn_verdict[[row_of[(p[0], p[4])] for p in planned]]
     followed = np.array([verdict[i, p[2]] == p[3] for i, p in enumerate(planned)])
     result = {}
     for k, context in enumerate(contexts):
